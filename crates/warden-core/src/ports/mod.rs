@@ -1,0 +1,16 @@
+//! The ports: traits the backends implement and the composition root wires.
+//!
+//! Every port is object-safe (`async_trait`) so the composition root can pick
+//! an implementation from configuration at run time.
+
+mod data;
+mod runtime;
+mod secrets;
+mod store;
+
+pub use data::{DataError, DataSource, Query, QueryResult};
+pub use runtime::{
+    JobEvent, JobEventKind, JobEvents, JobHandle, JobOutcome, JobRuntime, JobSpec, RuntimeError,
+};
+pub use secrets::{IssuedIdentity, SecretBroker, SecretError};
+pub use store::{IncidentSummary, IntakeWrite, NewReport, Store, StoreError};
