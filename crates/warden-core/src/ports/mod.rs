@@ -4,11 +4,16 @@
 //! an implementation from configuration at run time.
 
 mod data;
+mod reasoner;
 mod runtime;
 mod secrets;
 mod store;
 
 pub use data::{DataError, DataSource, Query, QueryResult};
+pub use reasoner::{
+    Assessment, Bearing, Finding, Focus, Observation, PlannedQuery, ProposedHypothesis, Reasoner,
+    ReasonerError, ReasoningContext, SourceInfo,
+};
 pub use runtime::{
     JobEvent, JobEventKind, JobEvents, JobHandle, JobOutcome, JobRuntime, JobSpec, RuntimeError,
 };

@@ -14,9 +14,9 @@ pub struct IntakeWrite {
     pub alerts: Vec<(IncidentId, Alert)>,
     /// Incidents created or whose summary changed.
     pub incidents: Vec<IncidentSummary>,
-    /// Incidents that no longer exist because they were merged into another
-    /// before any investigation started.
-    pub merged_away: Vec<IncidentId>,
+    /// `(from, into)`: incidents merged into another before any
+    /// investigation started; their alerts move to `into`.
+    pub merged: Vec<(IncidentId, IncidentId)>,
 }
 
 /// An incident's own row, without its alerts.

@@ -1,0 +1,190 @@
+//! The control plane's configuration, parsed once from YAML.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a
+//! default), and each error names the line and the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use warden_core::{DataSourceConfig, PlannerConfig, TrustPhase};
+use warden_correlate::CorrelationConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub correlation: CorrelationConfig,
+    pub planner: PlannerConfig,
+    pub runtime: RuntimeConfig,
+    pub agent: AgentConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            correlation: CorrelationConfig::default(),
+            planner: PlannerConfig::default(),
+            runtime: RuntimeConfig::default(),
+            agent: AgentConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    Local,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    pub kind: RuntimeKind,
+    /// Investigations running at once; the rest queue in creation order.
+    pub max_concurrent: usize,
+    /// How long a finished job's working directory is kept (0: removed as
+    /// soon as the job ends). Logs are kept regardless.
+    pub keep_work_dir_seconds: u64,
+    /// The job command (program and arguments). Empty: this binary's own
+    /// `warden agent run`. Set it to wrap jobs, e.g. in a sandbox launcher.
+    pub command: Vec<String>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            kind: RuntimeKind::Local,
+            max_concurrent: 4,
+            keep_work_dir_seconds: 0,
+            command: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// The trust phase new investigations run in.
+    pub phase: TrustPhase,
+    /// Where agents find evidence.
+    pub data_sources: Vec<DataSourceConfig>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            phase: TrustPhase::Shadow,
+            data_sources: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: invalid configuration:\n  - {}", problems.join("\n  - "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates; `origin` names the file in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: match e.location() {
+                    Some(l) => format!("{origin}:{}:{}", l.line(), l.column()),
+                    None => origin.to_string(),
+                },
+                message: e.to_string(),
+            })?
+        };
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = self.planner.validate();
+        problems.extend(self.correlation.validate());
+        if self.runtime.max_concurrent == 0 {
+            problems.push("runtime.max_concurrent must be at least 1".into());
+        }
+        if self.runtime.command.first().is_some_and(|p| p.is_empty()) {
+            problems.push("runtime.command: the program must not be empty".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            problems.push("server.max_body_bytes must be at least 1024".into());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_is_an_error_with_its_line() {
+        let err = Config::parse("runtime:\n  max_concurent: 3\n", "w.yaml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("w.yaml:2"), "{msg}");
+        assert!(msg.contains("max_concurent"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_values_are_all_named() {
+        let err = Config::parse("runtime:\n  max_concurrent: 0\ncorrelation:\n  window_seconds: 0\n", "w.yaml")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("runtime.max_concurrent"), "{msg}");
+        assert!(msg.contains("correlation.window_seconds"), "{msg}");
+    }
+
+    #[test]
+    fn the_shipped_example_equals_the_default() {
+        let text = include_str!("../../../examples/warden.yaml");
+        let parsed = Config::parse(text, "examples/warden.yaml").unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+}

@@ -1,0 +1,118 @@
+//! warden's control plane: the HTTP API, intake and correlation, the
+//! scheduler, the result path and the metrics, wired to whichever store and
+//! job runtime the composition root hands it.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod intake;
+pub mod metrics;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use warden_core::ports::{JobRuntime, Store};
+
+pub use config::Config;
+pub use scheduler::{EventReceiver, EventSender, SchedulerEvents};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("recovering state from the store failed: {0}")]
+    Recover(String),
+    #[error("listener: {0}")]
+    Listener(std::io::Error),
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    pub addr: SocketAddr,
+    pub metrics: Arc<metrics::Metrics>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
+}
+
+impl ControlPlane {
+    /// Recovers state, re-adopts running jobs and starts serving on
+    /// `listener`. `events` must be the channel whose sender the runtime was
+    /// built with (through [`SchedulerEvents`]).
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn JobRuntime>,
+        events: (EventSender, EventReceiver),
+        listener: TcpListener,
+    ) -> Result<ControlPlane, StartError> {
+        let addr = listener.local_addr().map_err(StartError::Listener)?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        let (tx, rx) = events;
+        let correlator = intake::rebuild(&config.correlation, store.as_ref())
+            .await
+            .map_err(StartError::Recover)?;
+        let intake = intake::spawn(
+            correlator,
+            config.correlation.clone(),
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            tx.clone(),
+        );
+        let mut scheduler = scheduler::Scheduler::new(
+            Arc::clone(&store),
+            Arc::clone(&runtime),
+            intake.clone(),
+            Arc::clone(&metrics),
+            config.clone(),
+            format!("http://{addr}"),
+            tx.clone(),
+        );
+        scheduler
+            .recover()
+            .await
+            .map_err(|e| StartError::Recover(e.to_string()))?;
+        let scheduler = tokio::spawn(scheduler.run(rx));
+
+        let app = api::router(api::AppState {
+            store,
+            runtime,
+            intake,
+            metrics: Arc::clone(&metrics),
+            events: tx,
+            max_body_bytes: config.server.max_body_bytes,
+        });
+        let (shutdown, mut stop) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        Ok(ControlPlane {
+            addr,
+            metrics,
+            shutdown,
+            server,
+            scheduler,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving. Running jobs are left running: a later start
+    /// re-adopts them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.scheduler.abort();
+        let _ = self.server.await;
+    }
+}

@@ -1,0 +1,106 @@
+//! The composition root: configuration in, a running control plane out.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use warden_control::{Config, ControlPlane, SchedulerEvents};
+use warden_runtime_local::{LocalRuntime, LocalRuntimeConfig};
+use warden_store::SqliteStore;
+
+use crate::cli::{RuntimeChoice, ServeArgs, default_data_dir};
+
+/// Creates the data directory (0700: it holds job logs and state).
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    dir.canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))
+}
+
+/// Builds the embedded stack (SQLite store, local runtime) and starts it.
+pub async fn start(config: Config, data_dir: &Path, listener: TcpListener) -> anyhow::Result<ControlPlane> {
+    let store = SqliteStore::open(data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let (tx, rx) = warden_control::scheduler::channel();
+    let (program, args) = match config.runtime.command.split_first() {
+        Some((program, args)) => (PathBuf::from(program), args.to_vec()),
+        None => (
+            std::env::current_exe().context("locating the warden binary for agent jobs")?,
+            vec!["agent".into(), "run".into()],
+        ),
+    };
+    let runtime = LocalRuntime::new(
+        LocalRuntimeConfig {
+            data_dir: data_dir.to_path_buf(),
+            program,
+            args,
+            ..LocalRuntimeConfig::default()
+        },
+        Arc::new(SchedulerEvents(tx.clone())),
+    )
+    .context("starting the local job runtime")?;
+    tracing::info!(isolation = ?runtime.isolation(), "local runtime ready");
+    let plane = ControlPlane::start(config, Arc::new(store), Arc::new(runtime), (tx, rx), listener).await?;
+    Ok(plane)
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let ServeArgs {
+        listen,
+        data_dir,
+        config,
+        runtime,
+    } = args;
+    let mut config = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if let Some(RuntimeChoice::Local) = runtime {
+        config.runtime.kind = warden_control::config::RuntimeKind::Local;
+    }
+    let data_dir = prepare_data_dir(&data_dir.unwrap_or_else(default_data_dir))?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let plane = start(config, &data_dir, listener).await?;
+    tracing::info!(url = %plane.url(), data_dir = %data_dir.display(), "warden serving");
+    eprintln!("warden serving on {} (data: {})", plane.url(), data_dir.display());
+    shutdown_signal().await;
+    eprintln!("stopping; running investigations keep running and are re-adopted on the next start");
+    plane.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
