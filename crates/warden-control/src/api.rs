@@ -40,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", post(post_incident).get(list_incidents))
         .route("/api/v1/investigations", get(list_investigations))
         .route("/api/v1/investigations/{id}", get(get_investigation))
-        .route("/api/v1/investigations/{id}/report", get(get_report).post(post_report))
+        .route(
+            "/api/v1/investigations/{id}/report",
+            get(get_report).post(post_report),
+        )
         .route("/api/v1/investigations/{id}/logs", get(get_logs))
         .route("/api/v1/investigations/{id}/cancel", post(cancel))
         .route("/metrics", get(metrics))
@@ -55,7 +58,10 @@ fn body(result: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Ap
         Ok(b) if b.is_empty() => Err(ApiError::BadRequest("request body is empty".into())),
         Ok(b) => Ok(b),
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge(limit)),
-        Err(r) => Err(ApiError::BadRequest(format!("could not read request body: {}", r.body_text()))),
+        Err(r) => Err(ApiError::BadRequest(format!(
+            "could not read request body: {}",
+            r.body_text()
+        ))),
     }
 }
 
@@ -68,7 +74,9 @@ fn limit(params: &HashMap<String, String>) -> Result<u32, ApiError> {
         None => Ok(100),
         Some(l) => match l.parse::<u32>() {
             Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!("invalid limit {l:?}: expected an integer from 1 to 10000"))),
+            _ => Err(ApiError::BadRequest(format!(
+                "invalid limit {l:?}: expected an integer from 1 to 10000"
+            ))),
         },
     }
 }
@@ -87,9 +95,13 @@ fn unique(ids: &[warden_core::IncidentId]) -> Vec<&warden_core::IncidentId> {
     out
 }
 
-async fn post_alerts(State(state): State<AppState>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn post_alerts(
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = body(raw, state.max_body_bytes)?;
-    let alerts = warden_correlate::parse_alertmanager(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let alerts = warden_correlate::parse_alertmanager(&bytes)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let accepted = submit(
         &state,
         Submission {
@@ -107,7 +119,10 @@ async fn post_alerts(State(state): State<AppState>, raw: Result<Bytes, BytesReje
     .into_response())
 }
 
-async fn post_incident(State(state): State<AppState>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn post_incident(
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = body(raw, state.max_body_bytes)?;
     let incident = warden_correlate::parse_generic_incident(&bytes, Utc::now())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -158,12 +173,18 @@ async fn list_investigations(
     Ok(Json(json!({ "investigations": list })).into_response())
 }
 
-async fn get_investigation(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_investigation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = investigation_id(&id)?;
     Ok(Json(state.store.get_investigation(&id).await?).into_response())
 }
 
-async fn get_report(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_report(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = investigation_id(&id)?;
     let inv = state.store.get_investigation(&id).await?;
     match state.store.get_report(&id).await {
@@ -192,8 +213,8 @@ async fn post_report(
         .ok_or_else(|| ApiError::Unauthorized("a bearer credential is required".into()))?;
     let hash = credential_hash(token);
     let bytes = body(raw, state.max_body_bytes)?;
-    let report: Report =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))?;
+    let report: Report = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))?;
     if report.investigation_id != id.as_str() {
         return Err(ApiError::BadRequest(format!(
             "report is for investigation {:?}, not {id}",
@@ -209,11 +230,20 @@ async fn post_report(
             at: Utc::now(),
         })
         .await?;
-    let _ = state.events.send(Event::Reported(inv.id.clone(), Box::new(report)));
-    Ok((StatusCode::OK, Json(json!({ "investigation": inv.id, "state": inv.state.name() }))).into_response())
+    let _ = state
+        .events
+        .send(Event::Reported(inv.id.clone(), Box::new(report)));
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "investigation": inv.id, "state": inv.state.name() })),
+    )
+        .into_response())
 }
 
-async fn get_logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = investigation_id(&id)?;
     state.store.get_investigation(&id).await?;
     let text = state
@@ -224,19 +254,32 @@ async fn get_logs(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = investigation_id(&id)?;
     let inv = state.store.get_investigation(&id).await?;
     if inv.state.is_terminal() {
-        return Err(ApiError::Conflict(format!("investigation {id} already ended ({})", inv.state.name())));
+        return Err(ApiError::Conflict(format!(
+            "investigation {id} already ended ({})",
+            inv.state.name()
+        )));
     }
     let _ = state.events.send(Event::Cancel(id.clone()));
-    Ok((StatusCode::ACCEPTED, Json(json!({ "investigation": id, "cancelling": true }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "investigation": id, "cancelling": true })),
+    )
+        .into_response())
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
@@ -247,6 +290,9 @@ async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
         .store
         .list_investigations(Some("running"), 1)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("store unavailable: {e}")))?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "health check: store unavailable");
+            ApiError::Unavailable("store unavailable".into())
+        })?;
     Ok(Json(json!({ "status": "ok" })).into_response())
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use warden_core::{DataSourceConfig, PlannerConfig, TrustPhase};
 use warden_correlate::CorrelationConfig;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -18,18 +18,6 @@ pub struct Config {
     pub planner: PlannerConfig,
     pub runtime: RuntimeConfig,
     pub agent: AgentConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            correlation: CorrelationConfig::default(),
-            planner: PlannerConfig::default(),
-            runtime: RuntimeConfig::default(),
-            agent: AgentConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,8 +162,11 @@ mod tests {
 
     #[test]
     fn invalid_values_are_all_named() {
-        let err = Config::parse("runtime:\n  max_concurrent: 0\ncorrelation:\n  window_seconds: 0\n", "w.yaml")
-            .unwrap_err();
+        let err = Config::parse(
+            "runtime:\n  max_concurrent: 0\ncorrelation:\n  window_seconds: 0\n",
+            "w.yaml",
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("runtime.max_concurrent"), "{msg}");
         assert!(msg.contains("correlation.window_seconds"), "{msg}");

@@ -60,12 +60,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "request failed inside warden");
         }
-        let mut response = (status, Json(json!({ "error": { "status": status.as_u16(), "message": self.to_string() } })))
+        let mut response = (
+            status,
+            Json(json!({ "error": { "status": status.as_u16(), "message": self.to_string() } })),
+        )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -220,5 +220,10 @@ pub async fn rebuild(config: &CorrelationConfig, store: &dyn Store) -> Result<Co
             dispatched.insert(inc.id.clone());
         }
     }
-    Ok(Correlator::restore(config.clone(), open, &dispatched, Utc::now()))
+    Ok(Correlator::restore(
+        config.clone(),
+        open,
+        &dispatched,
+        Utc::now(),
+    ))
 }

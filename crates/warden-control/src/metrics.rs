@@ -44,8 +44,10 @@ pub struct Metrics {
     pub job_cpu_seconds: Counter<f64, AtomicU64>,
 }
 
-fn duration_buckets() -> impl Iterator<Item = f64> {
-    [1.0, 5.0, 15.0, 30.0, 60.0, 90.0, 120.0, 300.0, 600.0, 900.0, 1800.0].into_iter()
+fn duration_buckets() -> [f64; 11] {
+    [
+        1.0, 5.0, 15.0, 30.0, 60.0, 90.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+    ]
 }
 
 impl Metrics {
@@ -54,9 +56,11 @@ impl Metrics {
         let started = Family::<ComplexityLabels, Counter>::default();
         let completed = Family::<ComplexityLabels, Counter>::default();
         let failed = Family::<FailureLabels, Counter>::default();
-        let duration = Family::<ComplexityLabels, Histogram>::new_with_constructor(|| Histogram::new(duration_buckets()));
+        let duration = Family::<ComplexityLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(duration_buckets())
+        });
         let cycles = Family::<ComplexityLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0].into_iter())
+            Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0])
         });
         let breaker_trips = Family::<ComplexityLabels, Counter>::default();
         let alerts_received = Counter::default();
@@ -64,15 +68,22 @@ impl Metrics {
         let incidents_created = Counter::default();
         let jobs_running = Gauge::default();
         let jobs_queued = Gauge::default();
-        let dispatch_latency = Histogram::new(
-            [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0].into_iter(),
-        );
-        let intake_commit_alerts = Histogram::new([1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0].into_iter());
+        let dispatch_latency =
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
+        let intake_commit_alerts = Histogram::new([1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0]);
         let llm_input_tokens = Counter::default();
         let job_cpu_seconds = Counter::default();
 
-        registry.register("investigations_started", "Investigations whose job was started", started.clone());
-        registry.register("investigations_completed", "Investigations that delivered a report", completed.clone());
+        registry.register(
+            "investigations_started",
+            "Investigations whose job was started",
+            started.clone(),
+        );
+        registry.register(
+            "investigations_completed",
+            "Investigations that delivered a report",
+            completed.clone(),
+        );
         registry.register(
             "investigations_failed",
             "Investigations that ended without a report, by reason (deadline and cancelled included)",
@@ -83,21 +94,41 @@ impl Metrics {
             "Wall time from job start to the end of the investigation",
             duration.clone(),
         );
-        registry.register("reasoning_cycles", "Hypothesis-evaluation cycles per investigation", cycles.clone());
+        registry.register(
+            "reasoning_cycles",
+            "Hypothesis-evaluation cycles per investigation",
+            cycles.clone(),
+        );
         registry.register(
             "circuit_breaker_trips",
             "Investigations stopped by the reasoning-depth circuit breaker",
             breaker_trips.clone(),
         );
-        registry.register("alerts_received", "Alerts received at intake", alerts_received.clone());
+        registry.register(
+            "alerts_received",
+            "Alerts received at intake",
+            alerts_received.clone(),
+        );
         registry.register(
             "alerts_deduplicated",
             "Received alerts that updated an already known alert",
             alerts_deduplicated.clone(),
         );
-        registry.register("incidents_created", "Incidents created by correlation", incidents_created.clone());
-        registry.register("jobs_running", "Investigation jobs running now", jobs_running.clone());
-        registry.register("jobs_queued", "Investigations waiting for a job slot", jobs_queued.clone());
+        registry.register(
+            "incidents_created",
+            "Incidents created by correlation",
+            incidents_created.clone(),
+        );
+        registry.register(
+            "jobs_running",
+            "Investigation jobs running now",
+            jobs_running.clone(),
+        );
+        registry.register(
+            "jobs_queued",
+            "Investigations waiting for a job slot",
+            jobs_queued.clone(),
+        );
         registry.register(
             "dispatch_latency_seconds",
             "From an incident being ready for investigation to its job process running",
@@ -108,8 +139,16 @@ impl Metrics {
             "Alerts written per intake transaction (group commit size)",
             intake_commit_alerts.clone(),
         );
-        registry.register("llm_input_tokens", "LLM input tokens used by investigations", llm_input_tokens.clone());
-        registry.register("job_cpu_seconds", "CPU seconds used by investigation jobs", job_cpu_seconds.clone());
+        registry.register(
+            "llm_input_tokens",
+            "LLM input tokens used by investigations",
+            llm_input_tokens.clone(),
+        );
+        registry.register(
+            "job_cpu_seconds",
+            "CPU seconds used by investigation jobs",
+            job_cpu_seconds.clone(),
+        );
         Metrics {
             registry,
             started,

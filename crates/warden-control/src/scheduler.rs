@@ -16,10 +16,12 @@ use rand::RngCore;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use warden_core::ports::{JobEvent, JobEventKind, JobEvents, JobOutcome, JobRuntime, JobSpec, Store, StoreError};
+use warden_core::ports::{
+    JobEvent, JobEventKind, JobEvents, JobOutcome, JobRuntime, JobSpec, Store, StoreError,
+};
 use warden_core::{
-    AgentInput, FailureReason, IncidentId, IncidentStatus, Investigation, InvestigationId, InvestigationState,
-    Planner, Report,
+    AgentInput, FailureReason, IncidentId, IncidentStatus, Investigation, InvestigationId,
+    InvestigationState, Planner, Report,
 };
 
 use crate::config::Config;
@@ -111,9 +113,17 @@ impl Scheduler {
     /// Re-adopts running jobs, fails the ones that are gone, re-queues the
     /// pending ones and plans incidents that never got an investigation.
     pub async fn recover(&mut self) -> Result<(), StoreError> {
-        for mut inv in self.store.list_investigations(Some("running"), u32::MAX).await? {
+        for mut inv in self
+            .store
+            .list_investigations(Some("running"), u32::MAX)
+            .await?
+        {
             let deadline = deadline_of(&inv);
-            match self.runtime.adopt(&inv.id, inv.job_ref.as_deref(), deadline).await {
+            match self
+                .runtime
+                .adopt(&inv.id, inv.job_ref.as_deref(), deadline)
+                .await
+            {
                 Ok(true) => {
                     tracing::info!(investigation = %inv.id, "re-adopted running job");
                     self.running.insert(inv.id.clone());
@@ -127,17 +137,32 @@ impl Scheduler {
                     .await;
                 }
                 Err(e) => {
-                    self.fail(&mut inv, FailureReason::LostWhileDown, format!("could not re-adopt the job: {e}"))
-                        .await;
+                    self.fail(
+                        &mut inv,
+                        FailureReason::LostWhileDown,
+                        format!("could not re-adopt the job: {e}"),
+                    )
+                    .await;
                 }
             }
         }
-        for inv in self.store.list_investigations(Some("pending"), u32::MAX).await? {
+        for inv in self
+            .store
+            .list_investigations(Some("pending"), u32::MAX)
+            .await?
+        {
             self.queue.push_back((inv.id, Instant::now()));
         }
         for inc in self.store.open_incidents().await? {
-            if self.store.investigation_for_incident(&inc.id).await?.is_none() {
-                let _ = self.events.send(Event::IncidentReady(inc.id, Instant::now()));
+            if self
+                .store
+                .investigation_for_incident(&inc.id)
+                .await?
+                .is_none()
+            {
+                let _ = self
+                    .events
+                    .send(Event::IncidentReady(inc.id, Instant::now()));
             }
         }
         self.update_gauges();
@@ -192,7 +217,9 @@ impl Scheduler {
         if incident.status != IncidentStatus::Open {
             return Ok(());
         }
-        let plan = self.planner.plan(&incident.domains(), incident.alerts.len());
+        let plan = self
+            .planner
+            .plan(&incident.domains(), incident.alerts.len());
         let inv = Investigation::new(id.clone(), self.config.agent.phase, plan, Utc::now());
         match self.store.insert_investigation(&inv).await {
             Ok(()) => {}
@@ -250,16 +277,25 @@ impl Scheduler {
         };
         match self.runtime.start(spec).await {
             Ok(handle) => {
-                self.metrics.dispatch_latency.observe(ready_at.elapsed().as_secs_f64());
-                self.metrics.started.get_or_create(&complexity(inv.plan.complexity)).inc();
+                self.metrics
+                    .dispatch_latency
+                    .observe(ready_at.elapsed().as_secs_f64());
+                self.metrics
+                    .started
+                    .get_or_create(&complexity(inv.plan.complexity))
+                    .inc();
                 inv.job_ref = Some(handle.job_ref);
                 self.running.insert(inv.id.clone());
                 self.store.update_investigation(&inv).await?;
                 tracing::info!(investigation = %inv.id, job = ?inv.job_ref, "job started");
             }
             Err(e) => {
-                self.metrics.started.get_or_create(&complexity(inv.plan.complexity)).inc();
-                self.fail(&mut inv, FailureReason::StartFailed, e.to_string()).await;
+                self.metrics
+                    .started
+                    .get_or_create(&complexity(inv.plan.complexity))
+                    .inc();
+                self.fail(&mut inv, FailureReason::StartFailed, e.to_string())
+                    .await;
             }
         }
         Ok(())
@@ -300,12 +336,19 @@ impl Scheduler {
     fn observe_duration(&self, inv: &Investigation) {
         if let (Some(s), Some(f)) = (inv.started_at, inv.finished_at) {
             let secs = (f - s).num_milliseconds().max(0) as f64 / 1000.0;
-            self.metrics.duration.get_or_create(&complexity(inv.plan.complexity)).observe(secs);
+            self.metrics
+                .duration
+                .get_or_create(&complexity(inv.plan.complexity))
+                .observe(secs);
         }
     }
 
     async fn job_event(&mut self, ev: JobEvent) {
-        let JobEventKind::Finished { outcome, cpu_seconds, .. } = ev.kind;
+        let JobEventKind::Finished {
+            outcome,
+            cpu_seconds,
+            ..
+        } = ev.kind;
         let id = ev.investigation_id;
         self.running.remove(&id);
         if let Some(cpu) = cpu_seconds {
@@ -320,12 +363,16 @@ impl Scheduler {
                     },
                     JobOutcome::Exited { code } => InvestigationState::Failed {
                         reason: FailureReason::Crashed,
-                        detail: format!("the job exited with code {code} without delivering a report"),
+                        detail: format!(
+                            "the job exited with code {code} without delivering a report"
+                        ),
                     },
                     JobOutcome::OutOfMemory { detail } => InvestigationState::Failed {
                         reason: FailureReason::OutOfMemory,
-                        detail: format!("killed for exceeding its memory limit of {} bytes: {detail}",
-                            inv.plan.profile.memory_bytes),
+                        detail: format!(
+                            "killed for exceeding its memory limit of {} bytes: {detail}",
+                            inv.plan.profile.memory_bytes
+                        ),
                     },
                     JobOutcome::DeadlineExceeded => InvestigationState::TimedOut,
                     JobOutcome::Killed { detail } => InvestigationState::Failed {
@@ -341,7 +388,9 @@ impl Scheduler {
                 self.finish(&mut inv, state).await;
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(investigation = %id, error = %e, "job ended for an unknown investigation"),
+            Err(e) => {
+                tracing::error!(investigation = %id, error = %e, "job ended for an unknown investigation")
+            }
         }
         self.clean_up_later(id);
     }
@@ -365,11 +414,16 @@ impl Scheduler {
         };
         let labels = complexity(inv.plan.complexity);
         self.metrics.completed.get_or_create(&labels).inc();
-        self.metrics.cycles.get_or_create(&labels).observe(f64::from(report.cycles));
+        self.metrics
+            .cycles
+            .get_or_create(&labels)
+            .observe(f64::from(report.cycles));
         if report.circuit_breaker_tripped {
             self.metrics.breaker_trips.get_or_create(&labels).inc();
         }
-        self.metrics.llm_input_tokens.inc_by(report.cost.llm_input_tokens);
+        self.metrics
+            .llm_input_tokens
+            .inc_by(report.cost.llm_input_tokens);
         self.observe_duration(&inv);
     }
 
@@ -379,10 +433,10 @@ impl Scheduler {
             if let Ok(mut inv) = self.store.get_investigation(id).await {
                 self.finish(&mut inv, InvestigationState::Cancelled).await;
             }
-        } else if self.running.contains(id) {
-            if let Err(e) = self.runtime.cancel(id).await {
-                tracing::warn!(investigation = %id, error = %e, "cancel failed");
-            }
+        } else if self.running.contains(id)
+            && let Err(e) = self.runtime.cancel(id).await
+        {
+            tracing::warn!(investigation = %id, error = %e, "cancel failed");
         }
     }
 

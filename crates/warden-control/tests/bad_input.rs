@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! Every endpoint answers bad input with a 4xx naming the problem, and
 //! nothing is stored or started.
 
@@ -23,12 +28,7 @@ async fn harness() -> Harness {
     let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let (tx, rx) = warden_control::scheduler::channel();
     let runtime = LocalRuntime::new(
-        LocalRuntimeConfig {
-            data_dir: dir.path().to_path_buf(),
-            program: "/bin/true".into(),
-            args: vec![],
-            ..LocalRuntimeConfig::default()
-        },
+        LocalRuntimeConfig::new(dir.path(), "/bin/true", vec![]),
         Arc::new(SchedulerEvents(tx.clone())),
     )
     .unwrap();
@@ -81,7 +81,10 @@ impl Harness {
 }
 
 fn message(v: &Value) -> String {
-    v["error"]["message"].as_str().unwrap_or_default().to_string()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn webhook(alerts: Value) -> Value {
@@ -151,9 +154,18 @@ async fn malformed_webhook_bodies_are_refused_with_the_problem_named_and_nothing
     for (body, status, needle) in cases {
         let (s, v) = h.post_raw("/api/v1/alerts", body.clone()).await;
         assert_eq!(s, status, "{body} -> {v}");
-        assert!(message(&v).contains(needle), "{body}: message {:?} should name {needle:?}", message(&v));
+        assert!(
+            message(&v).contains(needle),
+            "{body}: message {:?} should name {needle:?}",
+            message(&v)
+        );
     }
-    let huge = webhook(json!((0..2000).map(|i| alert(&format!("A{i}"))).collect::<Vec<_>>())).to_string();
+    let huge = webhook(json!(
+        (0..2000)
+            .map(|i| alert(&format!("A{i}")))
+            .collect::<Vec<_>>()
+    ))
+    .to_string();
     assert!(huge.len() > 64 * 1024);
     let (s, v) = h.post_raw("/api/v1/alerts", huge).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
@@ -176,9 +188,23 @@ async fn a_duplicate_webhook_updates_the_same_alerts() {
     let incidents = v["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0]["alerts"].as_array().unwrap().len(), 2);
-    let metrics = h.client.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("warden_alerts_received_total 4"), "{metrics}");
-    assert!(metrics.contains("warden_alerts_deduplicated_total 2"), "{metrics}");
+    let metrics = h
+        .client
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("warden_alerts_received_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warden_alerts_deduplicated_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -187,15 +213,31 @@ async fn malformed_generic_incidents_are_refused() {
     let cases = vec![
         (json!({"alerts": [{"labels": {"a": "b"}}]}), "title"),
         (json!({"title": "t", "alerts": []}), "alerts"),
-        (json!({"title": "t", "alerts": [{"labels": {"a": "b"}}], "priority": 1}), "priority"),
-        (json!({"title": 5, "alerts": [{"labels": {"a": "b"}}]}), "title"),
-        (json!({"title": "t", "alerts": [{"labels": {"a": 1}}]}), "alerts[0].labels"),
-        (json!({"title": "t", "alerts": [{"labels": {"a": "b"}}], "topology": [{"from": "x"}]}), "topology[0]"),
+        (
+            json!({"title": "t", "alerts": [{"labels": {"a": "b"}}], "priority": 1}),
+            "priority",
+        ),
+        (
+            json!({"title": 5, "alerts": [{"labels": {"a": "b"}}]}),
+            "title",
+        ),
+        (
+            json!({"title": "t", "alerts": [{"labels": {"a": 1}}]}),
+            "alerts[0].labels",
+        ),
+        (
+            json!({"title": "t", "alerts": [{"labels": {"a": "b"}}], "topology": [{"from": "x"}]}),
+            "topology[0]",
+        ),
     ];
     for (body, needle) in cases {
         let (s, v) = h.post_raw("/api/v1/incidents", body.to_string()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body} -> {v}");
-        assert!(message(&v).contains(needle), "{body}: {:?} should name {needle:?}", message(&v));
+        assert!(
+            message(&v).contains(needle),
+            "{body}: {:?} should name {needle:?}",
+            message(&v)
+        );
     }
     let (s, _) = h.post_raw("/api/v1/incidents", "x".repeat(70 * 1024)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
@@ -207,16 +249,25 @@ async fn bad_queries_and_ids_are_named() {
     let h = harness().await;
     let (s, v) = h.get("/api/v1/investigations?state=exploded").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(message(&v).contains("exploded") && message(&v).contains("timed_out"), "{v}");
+    assert!(
+        message(&v).contains("exploded") && message(&v).contains("timed_out"),
+        "{v}"
+    );
     let (s, v) = h.get("/api/v1/investigations?limit=lots").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(message(&v).contains("limit"), "{v}");
     let (s, v) = h.get("/api/v1/incidents?limit=0").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     for path in ["", "/report", "/logs"] {
-        let (s, v) = h.get(&format!("/api/v1/investigations/inv-..%2F..%2Fetc{path}")).await;
+        let (s, v) = h
+            .get(&format!("/api/v1/investigations/inv-..%2F..%2Fetc{path}"))
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
-        let (s, v) = h.get(&format!("/api/v1/investigations/inv-00000000000000000000000000{path}")).await;
+        let (s, v) = h
+            .get(&format!(
+                "/api/v1/investigations/inv-00000000000000000000000000{path}"
+            ))
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
     }
     let (s, v) = h.get("/api/v1/nothing-here").await;
@@ -228,7 +279,10 @@ async fn bad_queries_and_ids_are_named() {
 async fn a_report_without_the_right_credential_is_refused() {
     let h = harness().await;
     let (s, v) = h
-        .post_raw("/api/v1/incidents", json!({"title": "t", "alerts": [{"labels": {"alertname": "A"}}]}).to_string())
+        .post_raw(
+            "/api/v1/incidents",
+            json!({"title": "t", "alerts": [{"labels": {"alertname": "A"}}]}).to_string(),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // Wait for the investigation (its job, /bin/true, exits without a report).
@@ -244,11 +298,31 @@ async fn a_report_without_the_right_credential_is_refused() {
     assert!(!id.is_empty());
     let path = format!("/api/v1/investigations/{id}/report");
     let report = json!({"investigation_id": id});
-    let r = h.client.post(h.url(&path)).json(&report).send().await.unwrap();
+    let r = h
+        .client
+        .post(h.url(&path))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = h.client.post(h.url(&path)).bearer_auth("guess").json(&report).send().await.unwrap();
+    let r = h
+        .client
+        .post(h.url(&path))
+        .bearer_auth("guess")
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status() == StatusCode::BAD_REQUEST || r.status() == StatusCode::UNAUTHORIZED);
-    let r = h.client.post(h.url(&path)).bearer_auth("guess").body("{").send().await.unwrap();
+    let r = h
+        .client
+        .post(h.url(&path))
+        .bearer_auth("guess")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (s, v) = h.get(&path).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");

@@ -17,7 +17,10 @@ pub struct IncidentId(pub String);
 impl IncidentId {
     /// `inc-<ULID>`: sortable by creation time, unique without coordination.
     pub fn generate() -> Self {
-        IncidentId(format!("inc-{}", Ulid::new().to_string().to_ascii_lowercase()))
+        IncidentId(format!(
+            "inc-{}",
+            Ulid::new().to_string().to_ascii_lowercase()
+        ))
     }
 
     pub fn as_str(&self) -> &str {

@@ -28,7 +28,10 @@ pub struct InvestigationId(pub String);
 impl InvestigationId {
     /// `inv-<ULID>`: lexically sortable by creation time.
     pub fn generate() -> Self {
-        InvestigationId(format!("inv-{}", Ulid::new().to_string().to_ascii_lowercase()))
+        InvestigationId(format!(
+            "inv-{}",
+            Ulid::new().to_string().to_ascii_lowercase()
+        ))
     }
 
     /// Accepts only ids of the form warden generates, so an id taken from a
@@ -94,7 +97,10 @@ pub enum InvestigationState {
     Pending,
     Running,
     Succeeded,
-    Failed { reason: FailureReason, detail: String },
+    Failed {
+        reason: FailureReason,
+        detail: String,
+    },
     TimedOut,
     Cancelled,
 }
@@ -121,12 +127,11 @@ impl InvestigationState {
     /// Whether `self → next` is a legal step of the lifecycle.
     pub fn can_become(&self, next: &InvestigationState) -> bool {
         use InvestigationState::*;
-        match (self, next) {
-            (Pending, Running) => true,
-            (Pending, Cancelled) | (Pending, Failed { .. }) => true,
-            (Running, Succeeded | Failed { .. } | TimedOut | Cancelled) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, Running | Cancelled | Failed { .. })
+                | (Running, Succeeded | Failed { .. } | TimedOut | Cancelled)
+        )
     }
 }
 
@@ -151,7 +156,12 @@ impl FromStr for StateName {
             .iter()
             .find(|n| **n == s)
             .map(|n| StateName(n))
-            .ok_or_else(|| format!("unknown state {s:?}; expected one of {}", STATE_NAMES.join(", ")))
+            .ok_or_else(|| {
+                format!(
+                    "unknown state {s:?}; expected one of {}",
+                    STATE_NAMES.join(", ")
+                )
+            })
     }
 }
 

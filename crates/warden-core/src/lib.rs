@@ -25,5 +25,7 @@ pub use investigation::{
     FailureReason, Investigation, InvestigationId, InvestigationState, StateError,
 };
 pub use plan::{Complexity, Plan, Planner, PlannerConfig, ResourceProfile};
-pub use report::{CostLedger, Hypothesis, HypothesisStatus, LlmCall, Remediation, Report, RootCause};
+pub use report::{
+    CostLedger, Hypothesis, HypothesisStatus, LlmCall, Remediation, Report, RootCause,
+};
 pub use trust::TrustPhase;

@@ -43,7 +43,9 @@ impl std::str::FromStr for Complexity {
         Complexity::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown complexity {s:?}; expected simple, moderate or multi_domain"))
+            .ok_or_else(|| {
+                format!("unknown complexity {s:?}; expected simple, moderate or multi_domain")
+            })
     }
 }
 
@@ -128,7 +130,9 @@ impl PlannerConfig {
             let p = self.profile(class);
             let name = class.as_str();
             if p.memory_bytes < 16 * MIB {
-                problems.push(format!("planner.{name}.memory_bytes must be at least 16 MiB"));
+                problems.push(format!(
+                    "planner.{name}.memory_bytes must be at least 16 MiB"
+                ));
             }
             if p.cpu_millis == 0 {
                 problems.push(format!("planner.{name}.cpu_millis must be positive"));
@@ -142,8 +146,11 @@ impl PlannerConfig {
             if p.depth_budget == 0 {
                 problems.push(format!("planner.{name}.depth_budget must be positive"));
             }
-            if !(p.cost_budget_usd >= 0.0) {
-                problems.push(format!("planner.{name}.cost_budget_usd must be zero or more"));
+            // Written so that NaN is refused too.
+            if p.cost_budget_usd.is_nan() || p.cost_budget_usd < 0.0 {
+                problems.push(format!(
+                    "planner.{name}.cost_budget_usd must be zero or more"
+                ));
             }
         }
         if self.multi_domain_min_domains < 2 {
@@ -231,7 +238,15 @@ mod tests {
         c.simple.depth_budget = 0;
         c.moderate.memory_bytes = 1;
         let problems = c.validate();
-        assert!(problems.iter().any(|p| p.contains("planner.simple.depth_budget")));
-        assert!(problems.iter().any(|p| p.contains("planner.moderate.memory_bytes")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("planner.simple.depth_budget"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("planner.moderate.memory_bytes"))
+        );
     }
 }

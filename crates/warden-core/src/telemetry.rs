@@ -130,7 +130,9 @@ impl TopologyGraph {
 
     /// Edges whose network path passes through device `id`.
     pub fn edges_via<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a TopologyEdge> + 'a {
-        self.edges.iter().filter(move |e| e.via.iter().any(|v| v == id))
+        self.edges
+            .iter()
+            .filter(move |e| e.via.iter().any(|v| v == id))
     }
 }
 

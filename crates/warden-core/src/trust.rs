@@ -50,7 +50,9 @@ impl FromStr for TrustPhase {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown trust phase {s:?}; expected shadow, assist, remediate or autonomous")
+                format!(
+                    "unknown trust phase {s:?}; expected shadow, assist, remediate or autonomous"
+                )
             })
     }
 }

@@ -22,7 +22,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use warden_core::ports::{IncidentSummary, IntakeWrite};
-use warden_core::{Alert, AlertStatus, Domain, Fingerprint, Incident, IncidentId, IncidentStatus, TopologyHint};
+use warden_core::{
+    Alert, AlertStatus, Domain, Fingerprint, Incident, IncidentId, IncidentStatus, TopologyHint,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -72,7 +74,9 @@ impl CorrelationConfig {
         }
         for (i, e) in self.topology.iter().enumerate() {
             if e.from.is_empty() || e.to.is_empty() {
-                problems.push(format!("correlation.topology[{i}]: from and to must not be empty"));
+                problems.push(format!(
+                    "correlation.topology[{i}]: from and to must not be empty"
+                ));
             }
         }
         problems
@@ -139,7 +143,8 @@ fn title_of(alert: &Alert) -> String {
 
 impl Correlator {
     pub fn new(config: CorrelationConfig) -> Self {
-        let window = Duration::seconds(i64::try_from(config.window_seconds).unwrap_or(i64::MAX / 1000));
+        let window =
+            Duration::seconds(i64::try_from(config.window_seconds).unwrap_or(i64::MAX / 1000));
         let mut c = Correlator {
             window,
             neighbours: HashMap::new(),
@@ -157,7 +162,12 @@ impl Correlator {
 
     /// Rebuilds state from the store after a restart. `dispatched` says
     /// which incidents already have an investigation.
-    pub fn restore(config: CorrelationConfig, incidents: Vec<Incident>, dispatched: &HashSet<IncidentId>, now: DateTime<Utc>) -> Self {
+    pub fn restore(
+        config: CorrelationConfig,
+        incidents: Vec<Incident>,
+        dispatched: &HashSet<IncidentId>,
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut c = Correlator::new(config);
         let mut incidents = incidents;
         incidents.sort_by(|a, b| a.id.cmp(&b.id));
@@ -186,18 +196,24 @@ impl Correlator {
                 last_joined: now,
             };
             for a in &inc.alerts {
-                state.alerts.insert(a.fingerprint.clone(), (a.status, a.starts_at));
+                state
+                    .alerts
+                    .insert(a.fingerprint.clone(), (a.status, a.starts_at));
                 if a.status == AlertStatus::Firing {
                     state.firing += 1;
                 }
                 state.domains.insert(a.domain());
-                c.by_fingerprint.insert(a.fingerprint.clone(), inc.id.clone());
+                c.by_fingerprint
+                    .insert(a.fingerprint.clone(), inc.id.clone());
                 for key in c.link_keys(a) {
                     state.links.insert(key);
                 }
             }
             for key in &state.links {
-                c.by_link.entry(key.clone()).or_default().push(inc.id.clone());
+                c.by_link
+                    .entry(key.clone())
+                    .or_default()
+                    .push(inc.id.clone());
             }
             c.joinable.push_back(inc.id.clone());
             c.incidents.insert(inc.id, state);
@@ -228,7 +244,13 @@ impl Correlator {
         self.config
             .link_labels
             .iter()
-            .filter_map(|k| alert.labels.get(k).filter(|v| !v.is_empty()).map(|v| (k.clone(), v.clone())))
+            .filter_map(|k| {
+                alert
+                    .labels
+                    .get(k)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (k.clone(), v.clone()))
+            })
             .collect()
     }
 
@@ -241,12 +263,14 @@ impl Correlator {
             }
         }
         let topo = &self.config.topology_label;
-        if let Some(node) = alert.labels.get(topo) {
-            if let Some(near) = self.neighbours.get(node) {
-                for n in near {
-                    if let Some(list) = self.by_link.get(&(topo.clone(), n.clone())) {
-                        ids.extend(list);
-                    }
+        if let Some(near) = alert
+            .labels
+            .get(topo)
+            .and_then(|node| self.neighbours.get(node))
+        {
+            for n in near {
+                if let Some(list) = self.by_link.get(&(topo.clone(), n.clone())) {
+                    ids.extend(list);
                 }
             }
         }
@@ -362,7 +386,13 @@ impl Correlator {
         (!refired).then(|| id.clone())
     }
 
-    fn create(&mut self, alert: &Alert, title: Option<&str>, topology: &[TopologyHint], now: DateTime<Utc>) -> IncidentId {
+    fn create(
+        &mut self,
+        alert: &Alert,
+        title: Option<&str>,
+        topology: &[TopologyHint],
+        now: DateTime<Utc>,
+    ) -> IncidentId {
         let id = IncidentId::generate();
         let seq = self.bump();
         let state = IncidentState {
@@ -396,13 +426,11 @@ impl Correlator {
         let Some(state) = self.incidents.get_mut(id) else {
             return;
         };
-        if let Some((old, _)) = state
+        let previous = state
             .alerts
-            .insert(alert.fingerprint.clone(), (alert.status, alert.starts_at))
-        {
-            if old == AlertStatus::Firing {
-                state.firing -= 1;
-            }
+            .insert(alert.fingerprint.clone(), (alert.status, alert.starts_at));
+        if previous.is_some_and(|(old, _)| old == AlertStatus::Firing) {
+            state.firing -= 1;
         }
         if alert.status == AlertStatus::Firing {
             state.firing += 1;
@@ -423,7 +451,8 @@ impl Correlator {
                 self.by_link.entry(key).or_default().push(id.clone());
             }
         }
-        self.by_fingerprint.insert(alert.fingerprint.clone(), id.clone());
+        self.by_fingerprint
+            .insert(alert.fingerprint.clone(), id.clone());
     }
 
     fn update_alert(&mut self, id: &IncidentId, alert: &Alert) {
@@ -479,7 +508,11 @@ impl Correlator {
             }
         }
         dst.summary.status = dst.status();
-        let new_links: Vec<LinkKey> = src.links.into_iter().filter(|k| dst.links.insert(k.clone())).collect();
+        let new_links: Vec<LinkKey> = src
+            .links
+            .into_iter()
+            .filter(|k| dst.links.insert(k.clone()))
+            .collect();
         for key in new_links {
             self.by_link.entry(key).or_default().push(into.clone());
         }
@@ -517,11 +550,16 @@ impl Correlator {
                 }
             }
         }
-        let horizon = Duration::seconds(i64::try_from(self.config.dedup_horizon_seconds).unwrap_or(i64::MAX / 1000));
+        let horizon = Duration::seconds(
+            i64::try_from(self.config.dedup_horizon_seconds).unwrap_or(i64::MAX / 1000),
+        );
         let expired: Vec<IncidentId> = self
             .incidents
             .iter()
-            .filter(|(_, s)| !s.joinable && (s.status() == IncidentStatus::Resolved || now - s.last_joined > horizon))
+            .filter(|(_, s)| {
+                !s.joinable
+                    && (s.status() == IncidentStatus::Resolved || now - s.last_joined > horizon)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {

@@ -30,7 +30,11 @@ fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, PayloadError> 
             PayloadError::Syntax(inner.to_string())
         } else {
             PayloadError::Field {
-                path: if path == "." { "(document)".into() } else { path },
+                path: if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
                 message: inner.to_string(),
             }
         }
@@ -72,11 +76,20 @@ fn check_labels(labels: &BTreeMap<String, String>, path: &str) -> Result<(), Pay
     Ok(())
 }
 
-fn fingerprint(given: Option<String>, labels: &BTreeMap<String, String>, path: &str) -> Result<Fingerprint, PayloadError> {
+fn fingerprint(
+    given: Option<String>,
+    labels: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<Fingerprint, PayloadError> {
     match given {
         Some(f) if f.is_empty() => Ok(Fingerprint::from_labels(labels)),
-        Some(f) if f.len() <= 64 && f.bytes().all(|b| b.is_ascii_alphanumeric()) => Ok(Fingerprint(f)),
-        Some(_) => Err(field(path, "fingerprint must be 1-64 ASCII letters or digits")),
+        Some(f) if f.len() <= 64 && f.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Ok(Fingerprint(f))
+        }
+        Some(_) => Err(field(
+            path,
+            "fingerprint must be 1-64 ASCII letters or digits",
+        )),
         None => Ok(Fingerprint::from_labels(labels)),
     }
 }
@@ -174,7 +187,10 @@ struct GenericEdge {
 }
 
 /// Parses `POST /api/v1/incidents`. `now` stands in for a missing `startsAt`.
-pub fn parse_generic_incident(body: &[u8], now: DateTime<Utc>) -> Result<GenericIncident, PayloadError> {
+pub fn parse_generic_incident(
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<GenericIncident, PayloadError> {
     let body: GenericBody = decode(body)?;
     let title = body.title.trim().to_string();
     if title.is_empty() {
@@ -213,9 +229,15 @@ pub fn parse_generic_incident(body: &[u8], now: DateTime<Utc>) -> Result<Generic
         .enumerate()
         .map(|(i, e)| {
             if e.from.is_empty() || e.to.is_empty() {
-                return Err(field(format!("topology[{i}]"), "from and to must not be empty"));
+                return Err(field(
+                    format!("topology[{i}]"),
+                    "from and to must not be empty",
+                ));
             }
-            Ok(TopologyHint { from: e.from, to: e.to })
+            Ok(TopologyHint {
+                from: e.from,
+                to: e.to,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(GenericIncident {
@@ -276,19 +298,28 @@ mod tests {
     #[test]
     fn trailing_garbage_is_refused() {
         let body = format!("{ONE} xx");
-        assert!(matches!(parse_alertmanager(body.as_bytes()), Err(PayloadError::Syntax(_))));
+        assert!(matches!(
+            parse_alertmanager(body.as_bytes()),
+            Err(PayloadError::Syntax(_))
+        ));
     }
 
     #[test]
     fn unknown_status_is_refused() {
-        let body = ONE.replace(r#"{"status":"firing","labels""#, r#"{"status":"burning","labels""#);
+        let body = ONE.replace(
+            r#"{"status":"firing","labels""#,
+            r#"{"status":"burning","labels""#,
+        );
         let err = parse_alertmanager(body.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("alerts[0].status"), "{err}");
     }
 
     #[test]
     fn missing_fingerprint_is_derived_from_labels() {
-        let body = ONE.replace(r#""fingerprint":"0123456789abcdef""#, r#""note":"no fingerprint""#);
+        let body = ONE.replace(
+            r#""fingerprint":"0123456789abcdef""#,
+            r#""note":"no fingerprint""#,
+        );
         let a = parse_alertmanager(body.as_bytes()).unwrap();
         assert_eq!(a[0].fingerprint, Fingerprint::from_labels(&a[0].labels));
     }
@@ -300,8 +331,11 @@ mod tests {
         assert!(err.to_string().contains("title"));
         let err = parse_generic_incident(br#"{"title":"t","alerts":[]}"#, now).unwrap_err();
         assert!(err.to_string().contains("alerts"));
-        let err = parse_generic_incident(br#"{"title":"t","alerts":[{"labels":{"a":"b"}}],"extra":1}"#, now)
-            .unwrap_err();
+        let err = parse_generic_incident(
+            br#"{"title":"t","alerts":[{"labels":{"a":"b"}}],"extra":1}"#,
+            now,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("extra"), "{err}");
         let ok = parse_generic_incident(
             br#"{"title":"t","alerts":[{"labels":{"a":"b"}}],"topology":[{"from":"a","to":"b"}]}"#,

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -54,11 +59,36 @@ fn config() -> CorrelationConfig {
 fn storm() -> Vec<Alert> {
     let mut v = Vec::new();
     for i in 0..60 {
-        v.push(alert(&format!("FirewallDrops{i}"), "fw-core-01", None, 60 + i));
-        v.push(alert(&format!("HighLatency{i}"), "checkout-api", Some("shop"), 120 + i));
-        v.push(alert(&format!("PoolExhausted{i}"), "orders-db", Some("shop-data"), 150 + i));
-        v.push(alert(&format!("Http5xx{i}"), "frontend", Some("shop"), 180 + i));
-        v.push(alert(&format!("OrdersSlow{i}"), "orders-api", Some("shop"), 200 + i));
+        v.push(alert(
+            &format!("FirewallDrops{i}"),
+            "fw-core-01",
+            None,
+            60 + i,
+        ));
+        v.push(alert(
+            &format!("HighLatency{i}"),
+            "checkout-api",
+            Some("shop"),
+            120 + i,
+        ));
+        v.push(alert(
+            &format!("PoolExhausted{i}"),
+            "orders-db",
+            Some("shop-data"),
+            150 + i,
+        ));
+        v.push(alert(
+            &format!("Http5xx{i}"),
+            "frontend",
+            Some("shop"),
+            180 + i,
+        ));
+        v.push(alert(
+            &format!("OrdersSlow{i}"),
+            "orders-api",
+            Some("shop"),
+            200 + i,
+        ));
     }
     v
 }
@@ -70,7 +100,11 @@ fn unrelated() -> Vec<Alert> {
     ]
 }
 
-fn partition(c: &Correlator, alerts: &[Alert], placed: &[(warden_core::IncidentId, Alert)]) -> Vec<usize> {
+fn partition(
+    c: &Correlator,
+    alerts: &[Alert],
+    placed: &[(warden_core::IncidentId, Alert)],
+) -> Vec<usize> {
     let _ = c;
     let mut by_incident: BTreeMap<String, usize> = BTreeMap::new();
     for (id, _) in placed {
@@ -162,9 +196,23 @@ fn an_incident_with_an_investigation_is_not_merged_away() {
         ..config()
     });
     let now = Utc::now();
-    let x = c.ingest(vec![alert("A", "checkout-api", Some("shop"), 0)], None, &[], now);
-    let y = c.ingest(vec![alert("B", "orders-db", Some("shop-data"), 0)], None, &[], now);
-    assert_eq!(x.created.len() + y.created.len(), 2, "not yet linked: no fw alert");
+    let x = c.ingest(
+        vec![alert("A", "checkout-api", Some("shop"), 0)],
+        None,
+        &[],
+        now,
+    );
+    let y = c.ingest(
+        vec![alert("B", "orders-db", Some("shop-data"), 0)],
+        None,
+        &[],
+        now,
+    );
+    assert_eq!(
+        x.created.len() + y.created.len(),
+        2,
+        "not yet linked: no fw alert"
+    );
     c.mark_dispatched(&y.created[0]);
     // fw-core-01 links both; y is dispatched, so it survives.
     let z = c.ingest(vec![alert("C", "fw-core-01", None, 10)], None, &[], now);
@@ -178,7 +226,12 @@ fn a_generic_incident_keeps_its_alerts_and_title_together() {
         alert("A", "svc-a", Some("ns-a"), 0),
         alert("B", "svc-b", Some("ns-b"), 0),
     ];
-    let out = c.ingest(alerts, Some("checkout is down"), &[edge("svc-a", "svc-b")], Utc::now());
+    let out = c.ingest(
+        alerts,
+        Some("checkout is down"),
+        &[edge("svc-a", "svc-b")],
+        Utc::now(),
+    );
     assert_eq!(out.created.len(), 1);
     assert_eq!(out.write.incidents[0].title, "checkout is down");
     assert_eq!(out.write.incidents[0].topology.len(), 1);
@@ -188,7 +241,12 @@ fn a_generic_incident_keeps_its_alerts_and_title_together() {
 fn idle_incidents_stop_accepting_alerts_after_a_window_of_wall_time() {
     let mut c = Correlator::new(config());
     let now = Utc::now();
-    let first = c.ingest(vec![alert("A", "checkout-api", Some("shop"), 0)], None, &[], now);
+    let first = c.ingest(
+        vec![alert("A", "checkout-api", Some("shop"), 0)],
+        None,
+        &[],
+        now,
+    );
     let later = c.ingest(
         vec![alert("B", "checkout-api", Some("shop"), 30)],
         None,
@@ -224,5 +282,51 @@ proptest! {
         prop_assert_eq!(partition(&c, &alerts, &placed), vec![1, 1, 300]);
         let ids: HashSet<_> = placed.iter().map(|(id, _)| id.clone()).collect();
         prop_assert_eq!(ids.len(), 3);
+    }
+}
+
+fn demo_partition(reverse: bool) -> (Vec<usize>, warden_demo::Expected) {
+    let scenario = warden_demo::Scenario::firewall_cascade(warden_demo::default_base(), 42);
+    let mut c = Correlator::new(CorrelationConfig {
+        topology: scenario.topology_hints(),
+        ..CorrelationConfig::default()
+    });
+    let mut payloads = scenario.storm();
+    if reverse {
+        payloads.reverse();
+    }
+    let mut placed: BTreeMap<String, String> = BTreeMap::new();
+    let now = Utc::now();
+    for p in payloads {
+        let alerts =
+            warden_correlate::parse_alertmanager(&serde_json::to_vec(&p).unwrap()).unwrap();
+        let out = c.ingest(alerts, None, &[], now);
+        for (from, into) in &out.write.merged {
+            for v in placed.values_mut() {
+                if v == &from.0 {
+                    *v = into.0.clone();
+                }
+            }
+        }
+        for (id, a) in out.write.alerts {
+            placed.insert(a.fingerprint.0.clone(), id.0);
+        }
+    }
+    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    for id in placed.values() {
+        *sizes.entry(id.clone()).or_default() += 1;
+    }
+    let mut sizes: Vec<usize> = sizes.into_values().collect();
+    sizes.sort_unstable();
+    (sizes, scenario.expected())
+}
+
+#[test]
+fn the_demo_storm_is_one_incident_for_the_fault_and_one_per_unrelated_alert() {
+    for reverse in [false, true] {
+        let (sizes, expected) = demo_partition(reverse);
+        let mut want = vec![1; expected.unrelated_alerts];
+        want.push(expected.fault_alerts);
+        assert_eq!(sizes, want, "reverse arrival order: {reverse}");
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use warden_core::ports::{IncidentSummary, IntakeWrite, NewReport, Store, StoreError};
 use warden_core::{
@@ -97,7 +99,10 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn upsert_incident(tx: &mut Transaction<'_, Sqlite>, s: &IncidentSummary) -> Result<(), StoreError> {
+    async fn upsert_incident(
+        tx: &mut Transaction<'_, Sqlite>,
+        s: &IncidentSummary,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO incidents (id, title, status, first_event_at, last_event_at, created_at, topology)
              VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -167,7 +172,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn load_incidents(&self, where_clause: &str, bind: Option<&str>, limit: u32) -> Result<Vec<Incident>, StoreError> {
+    async fn load_incidents(
+        &self,
+        where_clause: &str,
+        bind: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Incident>, StoreError> {
         let sql = format!(
             "SELECT id, title, status, first_event_at, last_event_at, created_at, topology
              FROM incidents {where_clause} ORDER BY id DESC LIMIT ?"
@@ -176,14 +186,22 @@ impl SqliteStore {
         if let Some(b) = bind {
             q = q.bind(b);
         }
-        let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = q
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
         let mut incidents = Vec::with_capacity(rows.len());
         for r in rows {
             let status: String = r.get("status");
             incidents.push(Incident {
                 id: IncidentId(r.get("id")),
                 title: r.get("title"),
-                status: if status == "open" { IncidentStatus::Open } else { IncidentStatus::Resolved },
+                status: if status == "open" {
+                    IncidentStatus::Open
+                } else {
+                    IncidentStatus::Resolved
+                },
                 first_event_at: parse_ts(r.get("first_event_at"))?,
                 last_event_at: parse_ts(r.get("last_event_at"))?,
                 created_at: parse_ts(r.get("created_at"))?,
@@ -211,7 +229,11 @@ impl SqliteStore {
                 let status: String = r.get("status");
                 Ok(Alert {
                     fingerprint: Fingerprint(r.get("fingerprint")),
-                    status: if status == "firing" { AlertStatus::Firing } else { AlertStatus::Resolved },
+                    status: if status == "firing" {
+                        AlertStatus::Firing
+                    } else {
+                        AlertStatus::Resolved
+                    },
                     starts_at: parse_ts(r.get("starts_at"))?,
                     ends_at: parse_opt_ts(r.get("ends_at"))?,
                     labels: from_json(r.get("labels"))?,
@@ -235,8 +257,12 @@ impl SqliteStore {
                 let reason = reason.unwrap_or_default();
                 InvestigationState::Failed {
                     reason: serde_json::from_value(serde_json::Value::String(reason.clone()))
-                        .map_err(|_| backend(format!("unknown failure reason {reason:?} in store")))?,
-                    detail: r.get::<Option<String>, _>("failure_detail").unwrap_or_default(),
+                        .map_err(|_| {
+                            backend(format!("unknown failure reason {reason:?} in store"))
+                        })?,
+                    detail: r
+                        .get::<Option<String>, _>("failure_detail")
+                        .unwrap_or_default(),
                 }
             }
             other => return Err(backend(format!("unknown state {other:?} in store"))),
@@ -258,7 +284,9 @@ impl SqliteStore {
 
 fn failure_columns(state: &InvestigationState) -> (Option<&'static str>, Option<&str>) {
     match state {
-        InvestigationState::Failed { reason, detail } => (Some(reason.as_str()), Some(detail.as_str())),
+        InvestigationState::Failed { reason, detail } => {
+            (Some(reason.as_str()), Some(detail.as_str()))
+        }
         _ => (None, None),
     }
 }
@@ -292,7 +320,8 @@ impl Store for SqliteStore {
     }
 
     async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        self.load_incidents("WHERE status = ?", Some("open"), u32::MAX).await
+        self.load_incidents("WHERE status = ?", Some("open"), u32::MAX)
+            .await
     }
 
     async fn list_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError> {
@@ -327,10 +356,9 @@ impl Store for SqliteStore {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(format!(
-                "incident {} already has an investigation",
-                inv.incident_id
-            ))),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("incident {} already has an investigation", inv.incident_id),
+            )),
             Err(e) => Err(backend(e)),
         }
     }
@@ -371,20 +399,35 @@ impl Store for SqliteStore {
         Self::investigation_from_row(&row)
     }
 
-    async fn list_investigations(&self, state: Option<&str>, limit: u32) -> Result<Vec<Investigation>, StoreError> {
+    async fn list_investigations(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Investigation>, StoreError> {
         let sql = match state {
-            Some(_) => format!("SELECT {INVESTIGATION_COLUMNS} FROM investigations WHERE state = ? ORDER BY id LIMIT ?"),
-            None => format!("SELECT {INVESTIGATION_COLUMNS} FROM investigations ORDER BY id LIMIT ?"),
+            Some(_) => format!(
+                "SELECT {INVESTIGATION_COLUMNS} FROM investigations WHERE state = ? ORDER BY id LIMIT ?"
+            ),
+            None => {
+                format!("SELECT {INVESTIGATION_COLUMNS} FROM investigations ORDER BY id LIMIT ?")
+            }
         };
         let mut q = sqlx::query(&sql);
         if let Some(s) = state {
             q = q.bind(s);
         }
-        let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = q
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
         rows.iter().map(Self::investigation_from_row).collect()
     }
 
-    async fn investigation_for_incident(&self, incident: &IncidentId) -> Result<Option<InvestigationId>, StoreError> {
+    async fn investigation_for_incident(
+        &self,
+        incident: &IncidentId,
+    ) -> Result<Option<InvestigationId>, StoreError> {
         let row = sqlx::query("SELECT id FROM investigations WHERE incident_id = ?")
             .bind(incident.as_str())
             .fetch_optional(&self.pool)
@@ -393,7 +436,11 @@ impl Store for SqliteStore {
         Ok(row.map(|r| InvestigationId(r.get("id"))))
     }
 
-    async fn set_result_credential(&self, id: &InvestigationId, hash: [u8; 32]) -> Result<(), StoreError> {
+    async fn set_result_credential(
+        &self,
+        id: &InvestigationId,
+        hash: [u8; 32],
+    ) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE investigations SET credential_hash = ? WHERE id = ?")
             .bind(&hash[..])
             .bind(id.as_str())
@@ -408,7 +455,9 @@ impl Store for SqliteStore {
 
     async fn deliver_report(&self, new: NewReport<'_>) -> Result<Investigation, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let sql = format!("SELECT {INVESTIGATION_COLUMNS}, credential_hash FROM investigations WHERE id = ?");
+        let sql = format!(
+            "SELECT {INVESTIGATION_COLUMNS}, credential_hash FROM investigations WHERE id = ?"
+        );
         let row = sqlx::query(&sql)
             .bind(new.investigation.as_str())
             .fetch_optional(&mut *tx)
@@ -418,7 +467,11 @@ impl Store for SqliteStore {
         let stored: Option<Vec<u8>> = row.get("credential_hash");
         // Compare without early exit so timing does not reveal a prefix.
         let matches = stored.as_deref().is_some_and(|s| {
-            s.len() == 32 && s.iter().zip(new.credential_hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            s.len() == 32
+                && s.iter()
+                    .zip(new.credential_hash.iter())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
         });
         if !matches {
             return Err(StoreError::BadCredential);
@@ -454,4 +507,3 @@ impl Store for SqliteStore {
         from_json(row.get("report"))
     }
 }
-

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,7 +63,10 @@ async fn with_incident(store: &SqliteStore) -> IncidentId {
     let id = IncidentId::generate();
     store
         .apply_intake(&IntakeWrite {
-            alerts: vec![(id.clone(), alert("f1", AlertStatus::Firing)), (id.clone(), alert("f2", AlertStatus::Firing))],
+            alerts: vec![
+                (id.clone(), alert("f1", AlertStatus::Firing)),
+                (id.clone(), alert("f2", AlertStatus::Firing)),
+            ],
             incidents: vec![summary(&id)],
             merged: vec![],
         })
@@ -88,7 +96,13 @@ async fn a_resent_alert_updates_its_row() {
         .unwrap();
     let inc = store.get_incident(&id).await.unwrap();
     assert_eq!(inc.alerts.len(), 2);
-    assert_eq!(inc.alerts.iter().filter(|a| a.status == AlertStatus::Resolved).count(), 1);
+    assert_eq!(
+        inc.alerts
+            .iter()
+            .filter(|a| a.status == AlertStatus::Resolved)
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -113,14 +127,20 @@ async fn merged_incidents_move_their_alerts() {
         .await
         .unwrap();
     assert_eq!(store.get_incident(&a).await.unwrap().alerts.len(), 3);
-    assert!(matches!(store.get_incident(&b).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.get_incident(&b).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
 async fn an_incident_gets_at_most_one_investigation() {
     let store = SqliteStore::in_memory().await.unwrap();
     let id = with_incident(&store).await;
-    store.insert_investigation(&investigation(&id)).await.unwrap();
+    store
+        .insert_investigation(&investigation(&id))
+        .await
+        .unwrap();
     let second = store.insert_investigation(&investigation(&id)).await;
     assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
 }
@@ -131,28 +151,50 @@ async fn a_report_needs_the_right_credential_and_only_once() {
     let id = with_incident(&store).await;
     let mut inv = investigation(&id);
     store.insert_investigation(&inv).await.unwrap();
-    inv.transition(InvestigationState::Running, Utc::now()).unwrap();
+    inv.transition(InvestigationState::Running, Utc::now())
+        .unwrap();
     store.update_investigation(&inv).await.unwrap();
     store.set_result_credential(&inv.id, [7; 32]).await.unwrap();
     let r = report(&inv);
 
     let wrong = store
-        .deliver_report(NewReport { investigation: &inv.id, credential_hash: [8; 32], report: &r, at: Utc::now() })
+        .deliver_report(NewReport {
+            investigation: &inv.id,
+            credential_hash: [8; 32],
+            report: &r,
+            at: Utc::now(),
+        })
         .await;
     assert!(matches!(wrong, Err(StoreError::BadCredential)));
-    assert!(store.get_report(&inv.id).await.is_err(), "nothing stored on a bad credential");
+    assert!(
+        store.get_report(&inv.id).await.is_err(),
+        "nothing stored on a bad credential"
+    );
 
     let ok = store
-        .deliver_report(NewReport { investigation: &inv.id, credential_hash: [7; 32], report: &r, at: Utc::now() })
+        .deliver_report(NewReport {
+            investigation: &inv.id,
+            credential_hash: [7; 32],
+            report: &r,
+            at: Utc::now(),
+        })
         .await
         .unwrap();
     assert_eq!(ok.state, InvestigationState::Succeeded);
     assert_eq!(store.get_report(&inv.id).await.unwrap(), r);
 
     let replay = store
-        .deliver_report(NewReport { investigation: &inv.id, credential_hash: [7; 32], report: &r, at: Utc::now() })
+        .deliver_report(NewReport {
+            investigation: &inv.id,
+            credential_hash: [7; 32],
+            report: &r,
+            at: Utc::now(),
+        })
         .await;
-    assert!(matches!(replay, Err(StoreError::BadCredential)), "one-time: {replay:?}");
+    assert!(
+        matches!(replay, Err(StoreError::BadCredential)),
+        "one-time: {replay:?}"
+    );
 }
 
 #[tokio::test]
@@ -163,9 +205,13 @@ async fn investigations_filter_by_state_and_survive_reopening() {
         let incident = with_incident(&store).await;
         let mut inv = investigation(&incident);
         store.insert_investigation(&inv).await.unwrap();
-        inv.transition(InvestigationState::Running, Utc::now()).unwrap();
+        inv.transition(InvestigationState::Running, Utc::now())
+            .unwrap();
         inv.transition(
-            InvestigationState::Failed { reason: warden_core::FailureReason::OutOfMemory, detail: "oom".into() },
+            InvestigationState::Failed {
+                reason: warden_core::FailureReason::OutOfMemory,
+                detail: "oom".into(),
+            },
             Utc::now(),
         )
         .unwrap();
@@ -177,8 +223,23 @@ async fn investigations_filter_by_state_and_survive_reopening() {
     let failed = store.list_investigations(Some("failed"), 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, inv_id);
-    assert!(matches!(failed[0].state, InvestigationState::Failed { reason: warden_core::FailureReason::OutOfMemory, .. }));
-    assert!(store.list_investigations(Some("running"), 10).await.unwrap().is_empty());
-    assert_eq!(store.investigation_for_incident(&incident).await.unwrap(), Some(inv_id));
+    assert!(matches!(
+        failed[0].state,
+        InvestigationState::Failed {
+            reason: warden_core::FailureReason::OutOfMemory,
+            ..
+        }
+    ));
+    assert!(
+        store
+            .list_investigations(Some("running"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.investigation_for_incident(&incident).await.unwrap(),
+        Some(inv_id)
+    );
     assert_eq!(store.open_incidents().await.unwrap().len(), 1);
 }

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "warden", version, about = "Run autonomous diagnostic agents safely: one isolated, budgeted investigation per incident.")]
+#[command(
+    name = "warden",
+    version,
+    about = "Run autonomous diagnostic agents safely: one isolated, budgeted investigation per incident."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,7 +84,8 @@ pub fn default_data_dir() -> PathBuf {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("warn,warden=info,warden_control=info"));
+    let filter = EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,warden=info,warden_control=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -88,7 +93,9 @@ fn init_tracing() {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub fn main() -> ExitCode {
@@ -96,7 +103,9 @@ pub fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Agent { command: AgentCommand::Run } => {
+        Command::Agent {
+            command: AgentCommand::Run,
+        } => {
             // The agent writes its own JSON-lines log on stdout.
             return match runtime() {
                 Ok(rt) => {

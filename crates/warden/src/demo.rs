@@ -42,7 +42,9 @@ impl Out {
 
 async fn bind(listen: Option<SocketAddr>) -> anyhow::Result<TcpListener> {
     if let Some(addr) = listen {
-        return TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"));
+        return TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"));
     }
     match TcpListener::bind(("127.0.0.1", 7878)).await {
         Ok(l) => Ok(l),
@@ -84,7 +86,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let storm = scenario.storm();
     let alerts: usize = storm
         .iter()
-        .map(|p| p.get("alerts").and_then(Value::as_array).map_or(0, Vec::len))
+        .map(|p| {
+            p.get("alerts")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
         .sum();
     let started = Instant::now();
     for payload in &storm {
@@ -95,7 +101,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("posting to the webhook")?;
         if !resp.status().is_success() {
-            bail!("webhook refused a payload: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+            bail!(
+                "webhook refused a payload: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
         }
     }
     out.say(format!(
@@ -115,10 +125,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .json()
         .await?;
     let expected = scenario.expected();
-    let found = report
-        .root_cause
-        .as_ref()
-        .is_some_and(|rc| rc.subject == expected.root_cause_subject || rc.subject == expected.root_cause_change_id);
+    let found = report.root_cause.as_ref().is_some_and(|rc| {
+        rc.subject == expected.root_cause_subject || rc.subject == expected.root_cause_change_id
+    });
 
     if json {
         let mut stdout = std::io::stdout().lock();
@@ -128,7 +137,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         print_report(&report);
         println!(
             "\n  {} (known cause: {} on {})",
-            if found { "matches the scenario's known root cause" } else { "DOES NOT match the scenario's known root cause" },
+            if found {
+                "matches the scenario's known root cause"
+            } else {
+                "DOES NOT match the scenario's known root cause"
+            },
             expected.root_cause_change_id,
             expected.root_cause_subject
         );
@@ -136,18 +149,27 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  logs     {base}/api/v1/investigations/{}/logs", main.id);
         println!("  metrics  {base}/metrics");
     }
-    let ok = main.state == warden_core::InvestigationState::Succeeded && report.root_cause.is_some();
+    let ok =
+        main.state == warden_core::InvestigationState::Succeeded && report.root_cause.is_some();
     if !once {
         out.say(format!("\nserving on {base}; Ctrl-C to stop"));
         shutdown_signal().await;
     }
     plane.stop().await;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Waits until every investigation has ended, showing progress, and
 /// returns the one with the most alerts: the storm's.
-async fn wait_for_investigations(client: &reqwest::Client, base: &str, out: &Out) -> anyhow::Result<Investigation> {
+async fn wait_for_investigations(
+    client: &reqwest::Client,
+    base: &str,
+    out: &Out,
+) -> anyhow::Result<Investigation> {
     let deadline = Instant::now() + Duration::from_secs(20 * 60);
     let mut announced: HashSet<String> = HashSet::new();
     let mut log_lines: usize = 0;
@@ -156,8 +178,18 @@ async fn wait_for_investigations(client: &reqwest::Client, base: &str, out: &Out
         if Instant::now() > deadline {
             bail!("investigations did not finish within 20 minutes");
         }
-        let incidents: Value = client.get(format!("{base}/api/v1/incidents")).send().await?.json().await?;
-        let list: Value = client.get(format!("{base}/api/v1/investigations")).send().await?.json().await?;
+        let incidents: Value = client
+            .get(format!("{base}/api/v1/incidents"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let list: Value = client
+            .get(format!("{base}/api/v1/investigations"))
+            .send()
+            .await?
+            .json()
+            .await?;
         let invs: Vec<Investigation> = serde_json::from_value(list["investigations"].clone())?;
         let count = incidents["incidents"].as_array().map_or(0, Vec::len);
         if invs.is_empty() || invs.len() < count {
@@ -180,7 +212,10 @@ async fn wait_for_investigations(client: &reqwest::Client, base: &str, out: &Out
                 ));
             }
         }
-        let main = invs.iter().max_by_key(|i| i.plan.alert_count).map(|i| i.id.to_string());
+        let main = invs
+            .iter()
+            .max_by_key(|i| i.plan.alert_count)
+            .map(|i| i.id.to_string());
         if main_id.is_none() {
             main_id = main;
         }
@@ -201,7 +236,11 @@ async fn wait_for_investigations(client: &reqwest::Client, base: &str, out: &Out
         }
         if invs.iter().all(|i| i.state.is_terminal()) {
             for inv in &invs {
-                out.say(format!("  ended          {} {}", inv.id, describe_state(inv)));
+                out.say(format!(
+                    "  ended          {} {}",
+                    inv.id,
+                    describe_state(inv)
+                ));
             }
             let id = main_id.unwrap_or_default();
             return invs
@@ -215,7 +254,9 @@ async fn wait_for_investigations(client: &reqwest::Client, base: &str, out: &Out
 
 fn describe_state(inv: &Investigation) -> String {
     match &inv.state {
-        warden_core::InvestigationState::Failed { reason, detail } => format!("failed ({}): {detail}", reason.as_str()),
+        warden_core::InvestigationState::Failed { reason, detail } => {
+            format!("failed ({}): {detail}", reason.as_str())
+        }
         s => s.name().to_string(),
     }
 }
@@ -236,7 +277,9 @@ fn progress_line(line: &str) -> Option<String> {
             v.get("score").and_then(Value::as_f64).unwrap_or(0.0),
             s("statement")
         )),
-        "breaker_tripped" => Some("circuit breaker tripped: escalating with the findings so far".into()),
+        "breaker_tripped" => {
+            Some("circuit breaker tripped: escalating with the findings so far".into())
+        }
         "concluded" => Some(format!(
             "concluded (confidence {:.2})",
             v.get("confidence").and_then(Value::as_f64).unwrap_or(0.0)
@@ -247,12 +290,24 @@ fn progress_line(line: &str) -> Option<String> {
 }
 
 fn print_report(r: &Report) {
-    println!("\nDiagnosis ({} reasoner, {} of {} cycles{})", r.reasoner, r.cycles, r.depth_budget,
-        if r.circuit_breaker_tripped { ", circuit breaker tripped" } else { "" });
+    println!(
+        "\nDiagnosis ({} reasoner, {} of {} cycles{})",
+        r.reasoner,
+        r.cycles,
+        r.depth_budget,
+        if r.circuit_breaker_tripped {
+            ", circuit breaker tripped"
+        } else {
+            ""
+        }
+    );
     println!("  {}", r.summary);
     match &r.root_cause {
         Some(rc) => {
-            println!("\n  root cause: {} (confidence {:.2})", rc.statement, r.confidence);
+            println!(
+                "\n  root cause: {} (confidence {:.2})",
+                rc.statement, r.confidence
+            );
             println!("  subject:    {}", rc.subject);
             println!("  chain:");
             for (i, step) in rc.chain.iter().enumerate() {
@@ -267,17 +322,26 @@ fn print_report(r: &Report) {
     println!("\n  hypotheses:");
     for h in &r.hypotheses {
         let indent = if h.parent.is_some() { "      " } else { "    " };
-        println!("{indent}{} [{:?} {:.2}] {}", h.id, h.status, h.score, h.statement);
+        println!(
+            "{indent}{} [{:?} {:.2}] {}",
+            h.id, h.status, h.score, h.statement
+        );
     }
     println!("\n  evidence chain:");
     for e in &r.evidence {
         println!("    {} [{}] {}", e.id, e.domain, e.summary);
-        println!("         source: {} query: {}", e.cited.source, e.cited.query);
+        println!(
+            "         source: {} query: {}",
+            e.cited.source, e.cited.query
+        );
     }
     if !r.remediation.is_empty() {
         println!("\n  proposed remediation (proposals only; nothing was executed):");
         for a in &r.remediation {
-            println!("    - {} {}: {} (risk: {})", a.action, a.target, a.rationale, a.risk);
+            println!(
+                "    - {} {}: {} (risk: {})",
+                a.action, a.target, a.rationale, a.risk
+            );
         }
     }
     let c = &r.cost;

@@ -14,7 +14,8 @@ use crate::cli::{RuntimeChoice, ServeArgs, default_data_dir};
 
 /// Creates the data directory (0700: it holds job logs and state).
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -26,7 +27,11 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Builds the embedded stack (SQLite store, local runtime) and starts it.
-pub async fn start(config: Config, data_dir: &Path, listener: TcpListener) -> anyhow::Result<ControlPlane> {
+pub async fn start(
+    config: Config,
+    data_dir: &Path,
+    listener: TcpListener,
+) -> anyhow::Result<ControlPlane> {
     let store = SqliteStore::open(data_dir)
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
@@ -39,17 +44,19 @@ pub async fn start(config: Config, data_dir: &Path, listener: TcpListener) -> an
         ),
     };
     let runtime = LocalRuntime::new(
-        LocalRuntimeConfig {
-            data_dir: data_dir.to_path_buf(),
-            program,
-            args,
-            ..LocalRuntimeConfig::default()
-        },
+        LocalRuntimeConfig::new(data_dir, program, args),
         Arc::new(SchedulerEvents(tx.clone())),
     )
     .context("starting the local job runtime")?;
     tracing::info!(isolation = ?runtime.isolation(), "local runtime ready");
-    let plane = ControlPlane::start(config, Arc::new(store), Arc::new(runtime), (tx, rx), listener).await?;
+    let plane = ControlPlane::start(
+        config,
+        Arc::new(store),
+        Arc::new(runtime),
+        (tx, rx),
+        listener,
+    )
+    .await?;
     Ok(plane)
 }
 
@@ -76,7 +83,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {}", config.server.listen))?;
     let plane = start(config, &data_dir, listener).await?;
     tracing::info!(url = %plane.url(), data_dir = %data_dir.display(), "warden serving");
-    eprintln!("warden serving on {} (data: {})", plane.url(), data_dir.display());
+    eprintln!(
+        "warden serving on {} (data: {})",
+        plane.url(),
+        data_dir.display()
+    );
     shutdown_signal().await;
     eprintln!("stopping; running investigations keep running and are re-adopted on the next start");
     plane.stop().await;
@@ -87,13 +98,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

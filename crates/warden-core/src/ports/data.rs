@@ -27,9 +27,16 @@ pub enum Query {
         range: TimeRange,
         limit: usize,
     },
-    Changes { range: TimeRange },
-    Flows { service: Option<String>, range: TimeRange },
-    SecurityEvents { range: TimeRange },
+    Changes {
+        range: TimeRange,
+    },
+    Flows {
+        service: Option<String>,
+        range: TimeRange,
+    },
+    SecurityEvents {
+        range: TimeRange,
+    },
     Topology,
 }
 

@@ -1,0 +1,9 @@
+//! The `warden` command line and the composition root that wires the
+//! embedded default: SQLite store, local runtime, built-in reasoner.
+//!
+//! Kept as a library so that tests and benchmarks start the same stack the
+//! binary does.
+
+pub mod cli;
+pub mod demo;
+pub mod serve;
