@@ -163,6 +163,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[derive(serde::Deserialize)]
+struct IncidentList {
+    incidents: Vec<warden_core::Incident>,
+}
+
+#[derive(serde::Deserialize)]
+struct InvestigationList {
+    investigations: Vec<Investigation>,
+}
+
 /// Waits until every investigation has ended, showing progress, and
 /// returns the one with the most alerts: the storm's.
 async fn wait_for_investigations(
@@ -178,21 +188,27 @@ async fn wait_for_investigations(
         if Instant::now() > deadline {
             bail!("investigations did not finish within 20 minutes");
         }
-        let incidents: Value = client
+        let incidents: IncidentList = client
             .get(format!("{base}/api/v1/incidents"))
             .send()
             .await?
             .json()
             .await?;
-        let list: Value = client
+        let list: InvestigationList = client
             .get(format!("{base}/api/v1/investigations"))
             .send()
             .await?
             .json()
             .await?;
-        let invs: Vec<Investigation> = serde_json::from_value(list["investigations"].clone())?;
-        let count = incidents["incidents"].as_array().map_or(0, Vec::len);
-        if invs.is_empty() || invs.len() < count {
+        let invs = list.investigations;
+        // An incident that resolved before it was planned never gets an
+        // investigation; every open one does.
+        let open = incidents
+            .incidents
+            .iter()
+            .filter(|i| i.status == warden_core::IncidentStatus::Open)
+            .count();
+        if invs.is_empty() || invs.len() < open {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
@@ -301,7 +317,6 @@ fn print_report(r: &Report) {
             ""
         }
     );
-    println!("  {}", r.summary);
     match &r.root_cause {
         Some(rc) => {
             println!(

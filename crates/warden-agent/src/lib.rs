@@ -1,0 +1,31 @@
+//! warden's investigation agent.
+//!
+//! One investigation runs as one job; inside it this crate does the work:
+//!
+//! ```text
+//! stdin (JobInput) ──▶ sources (bundle, ...) ──▶ investigate() ──▶ Report ──▶ POST report_url
+//!                                  ▲                   │
+//!                                  └── queries ◀── Reasoner (built-in or LLM)
+//! ```
+//!
+//! - [`bundle`]: a telemetry bundle directory as a read-only data source.
+//! - [`engines`]: pure evidence engines (metric anomalies, log templates,
+//!   flows, changes, topology propagation).
+//! - [`builtin`]: the offline reasoner built on the engines.
+//! - [`investigate`]: the loop, which owns every query and the budget.
+//! - [`job`]: the entrypoint `warden agent run` calls.
+//! - [`events`]: the JSON-lines log on standard output.
+
+pub mod builtin;
+pub mod bundle;
+pub mod engines;
+pub mod events;
+pub mod investigate;
+pub mod job;
+pub mod usage;
+
+pub use builtin::{BuiltinConfig, BuiltinReasoner};
+pub use bundle::BundleSource;
+pub use events::{CapturedLog, EventLog};
+pub use investigate::{LoopConfig, investigate, investigate_with};
+pub use job::{DeliveryPolicy, deliver, run_job, run_job_with};
