@@ -13,6 +13,21 @@
 //! are all settled is looked at again so the reasoner can weigh them. When
 //! the cycle count reaches the plan's depth budget the circuit breaker trips
 //! and the report hands over to a person with what was found so far.
+//!
+//! A conclusion is not the end of the reasoning. A responder reading the
+//! tree needs the alternatives settled, so once a top-level hypothesis is
+//! supported with confidence the loop spends what is left of the budget on
+//! a *differential pass*: one cycle for each top-level alternative still
+//! open, best first, asked while the context shows the supported
+//! hypothesis, so the reasoner judges the alternative against it. The
+//! refinements a reasoner proposes then are not followed (that would be a
+//! new line of inquiry, not a comparison). The budget, deadline and cost
+//! limits still apply; alternatives they leave unweighed stay open and the
+//! summary says so.
+//!
+//! A rejection must rest on evidence: a hypothesis is only recorded as
+//! rejected when it, or one of its refinements, holds contradicting
+//! evidence that cites a query the loop ran. Otherwise it stays open.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -76,6 +91,9 @@ struct Node {
     hypothesis: Hypothesis,
     tag: String,
     evaluated_in: Option<u32>,
+    /// Evidence from the latest evaluation, with its bearing, in the order
+    /// the reasoner gave it: the first contradicting item is its reason.
+    latest: Vec<(String, Bearing)>,
 }
 
 /// Why the loop stopped.
@@ -215,6 +233,7 @@ impl Run<'_> {
                 },
                 tag: p.tag,
                 evaluated_in: None,
+                latest: Vec::new(),
             });
             self.emit_hypothesis(self.nodes.len() - 1);
         }
@@ -321,10 +340,30 @@ impl Run<'_> {
         })
     }
 
-    /// Records an assessment; returns the ids of new evidence.
-    fn apply(&mut self, index: usize, assessment: &Assessment, observations: &[Observation]) {
+    /// Whether the hypothesis or any of its refinements holds evidence
+    /// against it.
+    fn contradicted(&self, index: usize) -> bool {
+        self.nodes
+            .get(index)
+            .is_some_and(|n| !n.hypothesis.contradicting.is_empty())
+            || self
+                .children(index)
+                .into_iter()
+                .any(|c| self.contradicted(c))
+    }
+
+    /// Records an assessment: its cited findings become evidence, its
+    /// refinements new hypotheses when `follow_refinements`.
+    fn apply(
+        &mut self,
+        index: usize,
+        assessment: &Assessment,
+        observations: &[Observation],
+        follow_refinements: bool,
+    ) {
         let mut supporting = Vec::new();
         let mut contradicting = Vec::new();
+        let mut latest = Vec::new();
         for f in &assessment.findings {
             let Some(obs) = observations.get(f.observation) else {
                 self.events.warn(
@@ -350,6 +389,7 @@ impl Run<'_> {
                 json!({"id": id, "summary": evidence.summary, "source": evidence.cited.source, "bearing": f.bearing}),
             );
             self.evidence.push(evidence);
+            latest.push((id.clone(), f.bearing));
             match f.bearing {
                 Bearing::Supports => supporting.push(id),
                 Bearing::Contradicts => contradicting.push(id),
@@ -365,9 +405,34 @@ impl Run<'_> {
             h.contradicting.extend(contradicting);
             h.cycle = cycle;
             node.evaluated_in = Some(cycle);
+            node.latest = latest;
+        }
+        let unfounded =
+            assessment.status == HypothesisStatus::Rejected && !self.contradicted(index);
+        if unfounded && let Some(node) = self.nodes.get_mut(index) {
+            node.hypothesis.status = HypothesisStatus::Open;
+            let fields = json!({
+                "id": node.hypothesis.id,
+                "reason": "no contradicting evidence cites a query that ran",
+            });
+            self.events.warn("rejection_withheld", fields);
         }
         self.emit_hypothesis(index);
-        self.add_hypotheses(assessment.refinements.clone(), Some(index));
+        if follow_refinements {
+            self.add_hypotheses(assessment.refinements.clone(), Some(index));
+            return;
+        }
+        if !assessment.refinements.is_empty() {
+            self.events.info(
+                "refinements_not_followed",
+                json!({
+                    "id": self.nodes.get(index).map(|n| &n.hypothesis.id),
+                    "reason": "differential pass",
+                    "count": assessment.refinements.len(),
+                }),
+            );
+        }
+        self.sync();
     }
 
     fn focus(&self, index: usize) -> Option<Focus> {
@@ -376,6 +441,121 @@ impl Run<'_> {
             tag: n.tag.clone(),
         })
     }
+
+    /// Which limit, if any, stops the next cycle.
+    fn limit_reached(&self, reasoner: &dyn Reasoner, input: &AgentInput) -> Option<Ending> {
+        if self.ctx.cycle >= self.ctx.depth_budget {
+            return Some(Ending::BreakerTripped);
+        }
+        if Utc::now() >= self.stop_at {
+            return Some(Ending::Deadline);
+        }
+        let spent: f64 = reasoner.llm_calls().iter().map(|c| c.cost_usd).sum();
+        let budget = input.plan.profile.cost_budget_usd;
+        if budget > 0.0 && spent >= budget {
+            return Some(Ending::CostBudget);
+        }
+        None
+    }
+
+    /// One cycle on `index`: plan, query, evaluate, record.
+    async fn examine(
+        &mut self,
+        reasoner: &mut dyn Reasoner,
+        index: usize,
+        follow_refinements: bool,
+    ) -> Result<Assessment, String> {
+        let focus = self.focus(index).ok_or("no such hypothesis")?;
+        let planned = reasoner
+            .plan(&self.ctx, &focus)
+            .await
+            .map_err(|e| e.to_string())?;
+        let observations = self.run(planned).await;
+        let assessment = reasoner
+            .evaluate(&self.ctx, &focus, &observations)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.apply(index, &assessment, &observations, follow_refinements);
+        Ok(assessment)
+    }
+
+    fn start_cycle(&mut self, phase: &str) {
+        self.ctx.cycle += 1;
+        let fields =
+            json!({"cycle": self.ctx.cycle, "budget": self.ctx.depth_budget, "phase": phase});
+        self.events.info("cycle_started", fields);
+    }
+
+    /// Top-level hypotheses other than `root` still open, best first.
+    fn open_alternatives(&self, root: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| *i != root)
+            .filter(|i| {
+                self.nodes.get(*i).is_some_and(|n| {
+                    n.hypothesis.parent.is_none() && n.hypothesis.status == HypothesisStatus::Open
+                })
+            })
+            .collect();
+        let score = |i: &usize| self.nodes.get(*i).map_or(0.0, |n| n.hypothesis.score);
+        out.sort_by(|a, b| score(b).total_cmp(&score(a)).then(a.cmp(b)));
+        out
+    }
+}
+
+/// What the differential pass left undone.
+#[derive(Default)]
+struct Differential {
+    /// Alternatives it had no cycle for.
+    unweighed: Vec<usize>,
+    /// Why it stopped early.
+    stopped: Option<String>,
+}
+
+/// The differential pass: see the module docs.
+async fn weigh_alternatives(
+    run: &mut Run<'_>,
+    reasoner: &mut dyn Reasoner,
+    root: usize,
+    input: &AgentInput,
+) -> Differential {
+    let mut out = Differential::default();
+    let alternatives = run.open_alternatives(root);
+    for (n, index) in alternatives.iter().enumerate() {
+        if let Some(limit) = run.limit_reached(reasoner, input) {
+            out.stopped = Some(
+                match limit {
+                    Ending::BreakerTripped => "the depth budget is spent",
+                    Ending::Deadline => "the deadline is near",
+                    Ending::CostBudget => "the cost budget is spent",
+                    _ => "a limit was reached",
+                }
+                .to_string(),
+            );
+            out.unweighed = alternatives.get(n..).unwrap_or_default().to_vec();
+            break;
+        }
+        run.start_cycle("differential");
+        if let Err(e) = run.examine(reasoner, *index, false).await {
+            run.events
+                .warn("differential_failed", json!({"error": e.as_str()}));
+            out.stopped = Some(format!("the reasoner failed: {e}"));
+            out.unweighed = alternatives.get(n..).unwrap_or_default().to_vec();
+            break;
+        }
+    }
+    if let Some(why) = &out.stopped {
+        let ids: Vec<&str> = out
+            .unweighed
+            .iter()
+            .filter_map(|i| run.nodes.get(*i))
+            .map(|n| n.hypothesis.id.as_str())
+            .collect();
+        run.events.warn(
+            "differential_cut_short",
+            json!({"reason": why, "unweighed": ids}),
+        );
+    }
+    out
 }
 
 /// Runs an investigation: see the module docs.
@@ -436,20 +616,10 @@ pub async fn investigate_with(
     let mut survey: Option<Vec<Observation>> = None;
     let mut focus_root: Option<usize> = None;
     let ending = loop {
-        if run.ctx.cycle >= budget {
-            break Ending::BreakerTripped;
+        if let Some(limit) = run.limit_reached(reasoner, input) {
+            break limit;
         }
-        if Utc::now() >= run.stop_at {
-            break Ending::Deadline;
-        }
-        let spent: f64 = reasoner.llm_calls().iter().map(|c| c.cost_usd).sum();
-        if spent >= input.plan.profile.cost_budget_usd && input.plan.profile.cost_budget_usd > 0.0 {
-            break Ending::CostBudget;
-        }
-        run.ctx.cycle += 1;
-        let cycle = run.ctx.cycle;
-        run.events
-            .info("cycle_started", json!({"cycle": cycle, "budget": budget}));
+        run.start_cycle("inquiry");
 
         let observations = match &survey {
             Some(o) => o.clone(),
@@ -478,19 +648,10 @@ pub async fn investigate_with(
             }
         };
         focus_root = Some(run.root_of(index));
-        let Some(focus) = run.focus(index) else {
-            break Ending::Exhausted;
-        };
-        let planned = match reasoner.plan(&run.ctx, &focus).await {
-            Ok(p) => p,
-            Err(e) => break Ending::ReasonerFailed(e.to_string()),
-        };
-        let observations = run.run(planned).await;
-        let assessment = match reasoner.evaluate(&run.ctx, &focus, &observations).await {
+        let assessment = match run.examine(reasoner, index, true).await {
             Ok(a) => a,
-            Err(e) => break Ending::ReasonerFailed(e.to_string()),
+            Err(e) => break Ending::ReasonerFailed(e),
         };
-        run.apply(index, &assessment, &observations);
         if assessment.status == HypothesisStatus::Supported
             && assessment.score >= cfg.confidence_threshold
             && assessment.explains_symptoms
@@ -503,13 +664,18 @@ pub async fn investigate_with(
         }
     };
 
-    finish(run, reasoner, ending, input, started, cfg).await
+    let differential = match &ending {
+        Ending::Concluded(root, _) => weigh_alternatives(&mut run, reasoner, *root, input).await,
+        _ => Differential::default(),
+    };
+    finish(run, reasoner, ending, differential, input, started, cfg).await
 }
 
 async fn finish(
     run: Run<'_>,
     reasoner: &mut dyn Reasoner,
     ending: Ending,
+    differential: Differential,
     input: &AgentInput,
     started: Instant,
     cfg: &LoopConfig,
@@ -546,8 +712,12 @@ async fn finish(
             };
             confidence = h.score;
             summary = format!(
-                "Root cause: {} (confidence {:.2}, {} of {} reasoning cycles).",
-                h.statement, h.score, cycles, budget
+                "Root cause: {} (confidence {:.2}, {} of {} reasoning cycles).{}",
+                h.statement,
+                h.score,
+                cycles,
+                budget,
+                alternatives_summary(&run, index, &differential)
             );
             root_cause = Some(root);
         }
@@ -589,7 +759,12 @@ async fn finish(
                 .map(|n| n.hypothesis.score)
                 .fold(0.0, f64::max);
             escalation = Some(format!("{why} {}", findings_so_far(&run)));
-            summary = format!("{why} Handed over to a person.");
+            let open = if matches!(other, Ending::Exhausted) {
+                inconclusive_summary(&run)
+            } else {
+                String::new()
+            };
+            summary = format!("{why}{open} Handed over to a person.");
         }
     }
     run.events.info(
@@ -630,6 +805,102 @@ async fn finish(
         circuit_breaker_tripped: tripped,
         escalation,
         cost,
+    }
+}
+
+/// The reason the reasoner gave for a verdict on `node`: the first
+/// evidence of `bearing` from its latest evaluation (for a rejection, else
+/// the first evidence against it at all).
+fn reason_of(run: &Run<'_>, node: &Node, bearing: Bearing) -> Option<String> {
+    let latest = node
+        .latest
+        .iter()
+        .find(|(_, b)| *b == bearing)
+        .map(|(id, _)| id);
+    let id = match bearing {
+        Bearing::Contradicts => latest.or(node.hypothesis.contradicting.first()),
+        _ => latest,
+    }?;
+    run.evidence
+        .iter()
+        .find(|e| &e.id == id)
+        .map(|e| e.summary.trim_end_matches('.').to_string())
+}
+
+/// What became of the alternatives to the root cause, in a sentence or
+/// two: rejected ones with the evidence against them, the ones left open
+/// and why.
+fn alternatives_summary(run: &Run<'_>, root: usize, differential: &Differential) -> String {
+    let top: Vec<(usize, &Node)> = run
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| *i != root && n.hypothesis.parent.is_none())
+        .collect();
+    let with = |status: HypothesisStatus| {
+        top.iter()
+            .filter(move |(_, n)| n.hypothesis.status == status)
+    };
+    let mut text = String::new();
+    let rejected: Vec<String> = with(HypothesisStatus::Rejected)
+        .map(|(_, n)| match reason_of(run, n, Bearing::Contradicts) {
+            Some(reason) => format!("{}: {reason}", n.hypothesis.id),
+            None => n.hypothesis.id.clone(),
+        })
+        .collect();
+    if !rejected.is_empty() {
+        text.push_str(&format!(" Alternatives rejected: {}.", rejected.join("; ")));
+    }
+    let supported: Vec<&str> = with(HypothesisStatus::Supported)
+        .map(|(_, n)| n.hypothesis.id.as_str())
+        .collect();
+    if !supported.is_empty() {
+        text.push_str(&format!(" Also supported: {}.", supported.join(", ")));
+    }
+    let inconclusive: Vec<String> = with(HypothesisStatus::Open)
+        .filter(|(i, _)| !differential.unweighed.contains(i))
+        .map(|(_, n)| match reason_of(run, n, Bearing::Neutral) {
+            Some(reason) => format!("{}: {reason}", n.hypothesis.id),
+            None => n.hypothesis.id.clone(),
+        })
+        .collect();
+    if !inconclusive.is_empty() {
+        text.push_str(&format!(
+            " Left open, the evidence being inconclusive: {}.",
+            inconclusive.join("; ")
+        ));
+    }
+    if let Some(why) = &differential.stopped {
+        let ids: Vec<&str> = differential
+            .unweighed
+            .iter()
+            .filter_map(|i| run.nodes.get(*i))
+            .map(|n| n.hypothesis.id.as_str())
+            .collect();
+        text.push_str(&format!(
+            " Not weighed against it because {why}: {}.",
+            ids.join(", ")
+        ));
+    }
+    text
+}
+
+/// For an investigation that found no root cause: which hypotheses the
+/// evidence left open.
+fn inconclusive_summary(run: &Run<'_>) -> String {
+    let open: Vec<&str> = run
+        .nodes
+        .iter()
+        .filter(|n| n.hypothesis.parent.is_none() && n.hypothesis.status == HypothesisStatus::Open)
+        .map(|n| n.hypothesis.id.as_str())
+        .collect();
+    if open.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " The evidence is inconclusive: {} remain open.",
+            open.join(", ")
+        )
     }
 }
 

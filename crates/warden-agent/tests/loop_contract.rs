@@ -1,7 +1,8 @@
-//! The loop's side of the reasoner contract, with a scripted reasoner in
+//! The loop's side of the reasoner contract, with scripted reasoners in
 //! place of an LLM: queries run through the loop, findings become evidence
-//! only when they cite a query that ran, LLM usage reaches the ledger, and
-//! the cost budget stops the loop.
+//! only when they cite a query that ran, LLM usage reaches the ledger, the
+//! cost budget stops the loop, alternatives are weighed after a conclusion,
+//! and nothing is rejected without evidence against it.
 
 #![allow(
     clippy::unwrap_used,
@@ -242,4 +243,178 @@ async fn the_cost_budget_stops_the_loop_before_the_next_cycle() {
         "{:?}",
         report.escalation
     );
+}
+
+/// Two suspects: the first is supported at once, the second is judged
+/// against it, with or without evidence that contradicts it.
+struct TwoSuspects {
+    contradicts: bool,
+    /// Statuses of the first suspect seen while judging the second.
+    seen: Vec<HypothesisStatus>,
+}
+
+#[async_trait]
+impl Reasoner for TwoSuspects {
+    fn name(&self) -> &str {
+        "two-suspects"
+    }
+
+    async fn survey(
+        &mut self,
+        _ctx: &ReasoningContext,
+    ) -> Result<Vec<PlannedQuery>, ReasonerError> {
+        Ok(Vec::new())
+    }
+
+    async fn hypothesize(
+        &mut self,
+        _ctx: &ReasoningContext,
+        _survey: &[Observation],
+    ) -> Result<Vec<ProposedHypothesis>, ReasonerError> {
+        let suspect = |tag: &str, subject: &str, prior| ProposedHypothesis {
+            tag: tag.into(),
+            statement: format!("{subject} broke"),
+            subject: subject.into(),
+            prior,
+        };
+        Ok(vec![
+            suspect("first", "api", 0.9),
+            suspect("second", "db", 0.4),
+        ])
+    }
+
+    async fn plan(
+        &mut self,
+        ctx: &ReasoningContext,
+        _focus: &Focus,
+    ) -> Result<Vec<PlannedQuery>, ReasonerError> {
+        Ok(vec![PlannedQuery {
+            source: None,
+            query: Query::Changes { range: ctx.window },
+            purpose: "changes".into(),
+        }])
+    }
+
+    async fn evaluate(
+        &mut self,
+        ctx: &ReasoningContext,
+        focus: &Focus,
+        _observations: &[Observation],
+    ) -> Result<Assessment, ReasonerError> {
+        let finding = |summary: &str, bearing| Finding {
+            observation: 0,
+            domain: Domain::new("application"),
+            summary: summary.into(),
+            observed_at: None,
+            detail: serde_json::Value::Null,
+            bearing,
+        };
+        if focus.tag == "first" {
+            return Ok(Assessment {
+                status: HypothesisStatus::Supported,
+                score: 0.9,
+                findings: vec![finding("api errors", Bearing::Supports)],
+                refinements: Vec::new(),
+                chain: vec!["api broke".into()],
+                explains_symptoms: true,
+            });
+        }
+        self.seen.extend(
+            ctx.hypotheses
+                .iter()
+                .filter(|h| h.id == "h-1")
+                .map(|h| h.status),
+        );
+        let finding = if self.contradicts {
+            finding("db stayed healthy", Bearing::Contradicts)
+        } else {
+            finding("db looked at", Bearing::Supports)
+        };
+        Ok(Assessment {
+            status: HypothesisStatus::Rejected,
+            score: 0.05,
+            findings: vec![finding],
+            refinements: vec![ProposedHypothesis {
+                tag: "second/deeper".into(),
+                statement: "db is subtly broken".into(),
+                subject: "db".into(),
+                prior: 0.3,
+            }],
+            chain: Vec::new(),
+            explains_symptoms: false,
+        })
+    }
+
+    async fn remediate(
+        &mut self,
+        _ctx: &ReasoningContext,
+        _root: &RootCause,
+    ) -> Result<Vec<Remediation>, ReasonerError> {
+        Ok(Vec::new())
+    }
+
+    fn llm_calls(&self) -> Vec<LlmCall> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn after_a_conclusion_each_alternative_gets_one_cycle_against_it() {
+    let (_bundle, input, sources) = setup(1.0);
+    let mut reasoner = TwoSuspects {
+        contradicts: true,
+        seen: Vec::new(),
+    };
+    let (mut events, captured) = EventLog::capture("x");
+    let report = investigate(&input, &sources, &mut reasoner, &mut events).await;
+
+    assert_eq!(report.root_cause.as_ref().unwrap().subject, "api");
+    assert_eq!(report.cycles, 2);
+    // The alternative was judged while the conclusion was in view.
+    assert_eq!(reasoner.seen, vec![HypothesisStatus::Supported]);
+    let second = &report.hypotheses[1];
+    assert_eq!(second.status, HypothesisStatus::Rejected);
+    assert_eq!(second.contradicting, vec!["ev-2".to_string()]);
+    // Its refinement would be a new line of inquiry: not followed.
+    assert_eq!(report.hypotheses.len(), 2);
+    assert!(
+        captured
+            .events()
+            .iter()
+            .any(|e| e["event"] == "refinements_not_followed")
+    );
+    assert!(
+        report
+            .summary
+            .contains("Alternatives rejected: h-2: db stayed healthy."),
+        "{}",
+        report.summary
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_without_contradicting_evidence_stays_open() {
+    let (_bundle, input, sources) = setup(1.0);
+    let mut reasoner = TwoSuspects {
+        contradicts: false,
+        seen: Vec::new(),
+    };
+    let (mut events, captured) = EventLog::capture("x");
+    let report = investigate(&input, &sources, &mut reasoner, &mut events).await;
+
+    let second = &report.hypotheses[1];
+    assert_eq!(second.status, HypothesisStatus::Open);
+    assert!(second.contradicting.is_empty());
+    assert!(
+        captured
+            .events()
+            .iter()
+            .any(|e| e["event"] == "rejection_withheld" && e["id"] == "h-2")
+    );
+    assert!(
+        report.summary.contains("Left open") && report.summary.contains("h-2"),
+        "{}",
+        report.summary
+    );
+    assert!(!report.summary.contains("rejected"), "{}", report.summary);
 }

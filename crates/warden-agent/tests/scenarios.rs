@@ -14,7 +14,7 @@ use chrono::{Duration, Utc};
 use warden_agent::{BuiltinReasoner, BundleSource, EventLog, investigate};
 use warden_core::HypothesisStatus;
 use warden_core::ports::DataSource;
-use warden_core::report::Report;
+use warden_core::report::{Hypothesis, Report};
 
 async fn run(
     bundle: &common::Bundle,
@@ -33,6 +33,33 @@ async fn run(
     let (mut events, captured) = EventLog::capture(input.investigation_id.as_str());
     let report = investigate(&input, &sources, &mut reasoner, &mut events).await;
     (report, captured.events())
+}
+
+fn top_level<'a>(report: &'a Report, subject: &str) -> Vec<&'a Hypothesis> {
+    report
+        .hypotheses
+        .iter()
+        .filter(|h| h.parent.is_none() && h.subject == subject)
+        .collect()
+}
+
+/// The alternative about `subject` is rejected on evidence that was
+/// observed and cited, and the summary says so.
+fn assert_rejected_on_evidence(report: &Report, subject: &str) {
+    let found = top_level(report, subject);
+    assert_eq!(found.len(), 1, "{subject}: {:#?}", report.hypotheses);
+    let h = found[0];
+    assert_eq!(h.status, HypothesisStatus::Rejected, "{h:#?}");
+    assert!(!h.contradicting.is_empty(), "{h:#?}");
+    for id in &h.contradicting {
+        let e = report.evidence.iter().find(|e| &e.id == id).unwrap();
+        assert!(!e.cited.source.is_empty() && !e.cited.query.is_empty());
+    }
+    assert!(
+        report.summary.contains(&format!("{}:", h.id)),
+        "{}",
+        report.summary
+    );
 }
 
 fn kinds(events: &[serde_json::Value]) -> Vec<String> {
@@ -122,6 +149,30 @@ async fn a_firewall_change_on_the_database_path_is_found_as_the_root_cause() {
         assert_ne!(h.subject, "batch-host");
     }
 
+    // Every alternative is settled against the conclusion: the services
+    // that failed first are consequences, the deploy broke nothing, and the
+    // firewall is one hypothesis, not a change and a device side by side.
+    assert_rejected_on_evidence(&report, "orders");
+    assert_rejected_on_evidence(&report, "payments");
+    assert_rejected_on_evidence(&report, "search");
+    assert_eq!(top_level(&report, "fw-core").len(), 1);
+    let consequence = report
+        .evidence
+        .iter()
+        .find(|e| {
+            top_level(&report, "orders")[0]
+                .contradicting
+                .contains(&e.id)
+        })
+        .unwrap();
+    assert!(
+        consequence.summary.contains("after change chg-102"),
+        "{}",
+        consequence.summary
+    );
+    assert!(report.summary.contains("Alternatives rejected"));
+    assert!(!report.summary.contains("Left open"), "{}", report.summary);
+
     // The cost ledger is filled in.
     assert_eq!(report.cost.llm_cost_usd, 0.0);
     assert!(report.cost.data_queries >= 6);
@@ -166,6 +217,98 @@ async fn a_bad_deploy_is_found_without_any_network_device_involved() {
             .hypotheses
             .iter()
             .all(|h| !h.statement.contains("chg-8"))
+    );
+
+    // The callers that failed after the deploy are rejected as origins;
+    // the deployed service is one hypothesis (the change), not two.
+    assert_rejected_on_evidence(&report, "checkout");
+    assert_rejected_on_evidence(&report, "gateway");
+    assert_eq!(top_level(&report, "pricing").len(), 1);
+    assert!(report.cycles <= report.depth_budget);
+}
+
+#[tokio::test]
+async fn two_failures_nothing_orders_stay_open_and_are_handed_over() {
+    let bundle = common::split_bundle();
+    let (report, _) = run(&bundle, common::split_incident(), 8).await;
+
+    assert!(report.root_cause.is_none(), "{report:#?}");
+    assert!(!report.circuit_breaker_tripped);
+    assert!(report.remediation.is_empty());
+    let escalation = report.escalation.as_deref().unwrap();
+    assert!(
+        escalation.contains("none reached confidence"),
+        "{escalation}"
+    );
+    let top: Vec<&Hypothesis> = report
+        .hypotheses
+        .iter()
+        .filter(|h| h.parent.is_none())
+        .collect();
+    let subjects: Vec<&str> = top.iter().map(|h| h.subject.as_str()).collect();
+    assert!(
+        subjects.contains(&"alpha") && subjects.contains(&"beta"),
+        "{subjects:?}"
+    );
+    for h in &top {
+        assert_eq!(h.status, HypothesisStatus::Open, "{h:#?}");
+    }
+    assert!(
+        report
+            .hypotheses
+            .iter()
+            .all(|h| h.status != HypothesisStatus::Rejected),
+        "{:#?}",
+        report.hypotheses
+    );
+    assert!(
+        report.summary.contains("inconclusive"),
+        "{}",
+        report.summary
+    );
+    for h in &top {
+        assert!(report.summary.contains(&h.id), "{}", report.summary);
+    }
+}
+
+#[tokio::test]
+async fn alternatives_the_budget_leaves_no_cycle_for_stay_open_and_the_summary_says_so() {
+    let bundle = common::network_path_bundle();
+    let (report, events) = run(&bundle, common::network_path_incident(), 5).await;
+
+    // The conclusion took four cycles; one was left to weigh alternatives.
+    let root = report.root_cause.as_ref().unwrap();
+    assert!(root.statement.contains("chg-102"));
+    assert_eq!(report.cycles, 5);
+    assert!(!report.circuit_breaker_tripped);
+    let alternatives: Vec<&Hypothesis> = report
+        .hypotheses
+        .iter()
+        .filter(|h| h.parent.is_none() && h.id != root.hypothesis)
+        .collect();
+    let rejected = alternatives
+        .iter()
+        .filter(|h| h.status == HypothesisStatus::Rejected)
+        .count();
+    let open: Vec<&str> = alternatives
+        .iter()
+        .filter(|h| h.status == HypothesisStatus::Open)
+        .map(|h| h.id.as_str())
+        .collect();
+    assert_eq!(rejected, 1, "{alternatives:#?}");
+    assert_eq!(open.len(), alternatives.len() - 1);
+    assert!(
+        report.summary.contains(&format!(
+            "Not weighed against it because the depth budget is spent: {}",
+            open.join(", ")
+        )),
+        "{}",
+        report.summary
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "differential_cut_short")
     );
 }
 

@@ -135,6 +135,7 @@ impl Scheduler {
                         "the job was no longer running when the control plane restarted and had not delivered a report".into(),
                     )
                     .await;
+                    self.clean_up_later(inv.id.clone());
                 }
                 Err(e) => {
                     self.fail(

@@ -16,7 +16,7 @@ use warden_core::{Domain, HypothesisStatus};
 
 use super::BuiltinConfig;
 use super::picture::{Collected, Picture, Windows};
-use super::text::{describe_series, domain_of, hms, join, num, quote, stamp};
+use super::text::{describe_series_as, domain_of, hms, join, num, quote, series_name, stamp};
 use crate::engines::anomaly::{MetricClass, SeriesScore, score_all};
 use crate::engines::changes::ChangeCandidate;
 use crate::engines::flows::impairments;
@@ -50,7 +50,7 @@ impl Verdict {
         self.status.unwrap_or(HypothesisStatus::Open)
     }
 
-    fn note(
+    pub fn note(
         &mut self,
         observation: Option<usize>,
         domain: Domain,
@@ -129,12 +129,46 @@ impl Local {
             .collect()
     }
 
-    fn normal_metrics(&self, node: &str) -> Vec<&str> {
-        self.scores
-            .iter()
-            .filter(|s| s.node.as_deref() == Some(node) && !s.is_anomalous())
+    /// Metric names of `node` whose series all stayed normal. A name with
+    /// any anomalous series is left out, so that no metric reads as both.
+    pub fn normal_metrics(&self, node: &str) -> Vec<&str> {
+        self.normal_where(node, |_| true)
+    }
+
+    /// [`Local::normal_metrics`] that speak of the node's own health:
+    /// errors, latency, saturation and resources (not load, not settings
+    /// or other metrics the name says nothing about).
+    pub fn normal_health_metrics(&self, node: &str) -> Vec<&str> {
+        self.normal_where(node, |class| {
+            class.is_own_health() && class != MetricClass::Other
+        })
+    }
+
+    fn normal_where(&self, node: &str, keep: impl Fn(MetricClass) -> bool) -> Vec<&str> {
+        let of_node = || {
+            self.scores
+                .iter()
+                .filter(|s| s.node.as_deref() == Some(node))
+        };
+        let anomalous: BTreeSet<&str> = of_node()
+            .filter(|s| s.is_anomalous())
             .map(|s| s.metric.as_str())
-            .collect()
+            .collect();
+        // Errors and latency first: what a reader looks for.
+        let mut out: Vec<(MetricClass, &str)> = of_node()
+            .filter(|s| !s.is_anomalous() && keep(s.class))
+            .map(|s| (s.class, s.metric.as_str()))
+            .filter(|(_, m)| !anomalous.contains(m))
+            .collect();
+        out.sort();
+        out.dedup();
+        out.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// A series described under a name that tells it apart from others of
+    /// the same metric.
+    pub fn describe(&self, s: &SeriesScore) -> String {
+        describe_series_as(s, &series_name(s, &self.scores))
     }
 
     fn problem_templates(&self, node: &str) -> Vec<&TemplateActivity> {
@@ -227,6 +261,21 @@ pub fn change_first(pic: &Picture, col: &Collected, cand: &ChangeCandidate) -> V
         json!({"relation": cand.relation, "affected": pic.scope.affected}),
         bearing,
     );
+    // Timing decays over minutes; a change this far ahead of the first
+    // symptom is no trigger of it.
+    if cand.timing < 0.05 {
+        v.note(
+            cite,
+            domain_of(&pic.topology, &c.target),
+            format!(
+                "Change {} came {} s before the first symptom: too long before to have triggered it",
+                c.id, cand.lead_seconds
+            ),
+            Some(c.ts),
+            json!({"lead_seconds": cand.lead_seconds, "timing_score": cand.timing}),
+            Bearing::Contradicts,
+        );
+    }
     v.score = cand.score;
     v.status = (cand.score < 0.03).then_some(HypothesisStatus::Rejected);
     v
@@ -383,26 +432,34 @@ pub fn path_impaired(
     let callees: BTreeSet<&str> = edges.iter().map(|(_, t)| t.as_str()).collect();
     for callee in callees {
         let own = local.own_anomalies(callee);
-        let normal = local.normal_metrics(callee);
+        let observed = !local.normal_metrics(callee).is_empty();
         let callers_unwell = edges
             .iter()
             .any(|(f, t)| t == callee && pic.health.get(f).is_some_and(NodeHealth::is_unwell));
-        if own.is_empty() && !normal.is_empty() && callers_unwell {
+        if own.is_empty() && observed && callers_unwell {
+            let healthy = local.normal_health_metrics(callee);
             let load = local.load_anomalies(callee);
+            let healthy_text = if healthy.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", join(&healthy))
+            };
             let load_text = if load.is_empty() {
                 String::new()
             } else {
-                format!("; only {}", join(load.iter().map(|s| describe_series(s))))
+                format!(
+                    "; only its load metrics moved, reflecting its callers: {}",
+                    join(load.iter().map(|s| local.describe(s)))
+                )
             };
             v.note(
                 col.metrics_obs_for(callee),
                 domain_of(&pic.topology, callee),
                 format!(
-                    "{callee}'s own health metrics ({}) stayed normal while its callers failed{load_text}",
-                    join(&normal)
+                    "{callee} is a symptom, not the origin: its own health metrics{healthy_text} stayed normal while its callers failed{load_text}"
                 ),
                 None,
-                json!({"normal": normal}),
+                json!({"normal": healthy}),
                 Bearing::Supports,
             );
             weights.push(0.4);
@@ -441,7 +498,7 @@ pub fn degraded(
             v.note(
                 col.metrics_obs_for(node),
                 domain.clone(),
-                format!("{node}: {}", describe_series(s)),
+                format!("{node}: {}", local.describe(s)),
                 Some(onset.at),
                 json!({"metric": s.metric, "z": s.peak_z, "class": s.class}),
                 Bearing::Supports,
@@ -456,7 +513,7 @@ pub fn degraded(
                 domain.clone(),
                 format!(
                     "{node}: {} — already before {}",
-                    describe_series(s),
+                    local.describe(s),
                     since.map(hms).unwrap_or_default()
                 ),
                 Some(onset.at),
@@ -480,7 +537,10 @@ pub fn degraded(
         weights.push(template_weight(t));
     }
     if weights.is_empty() {
-        let normal = local.normal_metrics(node);
+        let mut normal = local.normal_health_metrics(node);
+        if normal.is_empty() {
+            normal = local.normal_metrics(node);
+        }
         v.note(
             col.metrics_obs_for(node).or(col.logs_obs_for(node)),
             domain,
@@ -597,12 +657,12 @@ pub fn propagation(
                 v.note(
                     col.metrics_obs_for(node),
                     domain.clone(),
-                    format!("{node}: {}", describe_series(s)),
+                    format!("{node}: {}", local.describe(s)),
                     s.onset.as_ref().map(|o| o.at),
                     json!({"metric": s.metric, "z": s.peak_z, "class": s.class}),
                     Bearing::Supports,
                 );
-                parts.push((s.onset.as_ref().map(|o| o.at), describe_series(s)));
+                parts.push((s.onset.as_ref().map(|o| o.at), local.describe(s)));
             }
             // Also the first sign and any saturation: the chain shows
             // when the node went wrong and whether its pools filled up.
@@ -616,8 +676,9 @@ pub fn propagation(
                 if s.class == MetricClass::Saturation {
                     v.saturated.insert(node.clone());
                 }
-                if !parts.iter().any(|(_, p)| p.starts_with(&s.metric)) {
-                    parts.push((s.onset.as_ref().map(|o| o.at), describe_series(s)));
+                let text = local.describe(s);
+                if !parts.iter().any(|(_, p)| *p == text) {
+                    parts.push((s.onset.as_ref().map(|o| o.at), text));
                 }
             }
             if let Some(t) = templates.first() {
@@ -647,15 +708,15 @@ pub fn propagation(
             }
         } else if h.is_load_only() {
             let load = local.load_anomalies(node);
-            let normal = local.normal_metrics(node);
+            let normal = local.normal_health_metrics(node);
             let text = format!(
-                "{node}: {} while {} stayed normal — it reflects its callers",
-                join(load.iter().map(|s| describe_series(s))),
+                "{node} only reflects its callers: its own health metrics{} stayed normal and only its load moved — {}",
                 if normal.is_empty() {
-                    "its own health".to_string()
+                    String::new()
                 } else {
-                    join(&normal)
-                }
+                    format!(" ({})", join(&normal))
+                },
+                join(load.iter().map(|s| local.describe(s)))
             );
             v.note(
                 col.metrics_obs_for(node),
@@ -775,6 +836,20 @@ pub fn propagation(
     v.score = ((0.6 * v.coverage + 0.4 * entry_share) * 0.7f64.powi(contradictions as i32))
         .clamp(0.0, 1.0);
     v.explains = v.coverage >= EXPLAINS;
+    if entry_unwell.is_empty() {
+        let first = entry.iter().next().map(String::as_str).unwrap_or_default();
+        v.note(
+            col.metrics_obs_for(first).or(col.logs_obs_for(first)),
+            domain_of(&pic.topology, first),
+            format!(
+                "None of {} shows a degradation of its own in the data gathered for it: the failure did not enter there",
+                join(entry.iter().map(String::as_str))
+            ),
+            None,
+            json!({"entry": entry}),
+            Bearing::Contradicts,
+        );
+    }
     v.status = Some(if entry_unwell.is_empty() {
         HypothesisStatus::Rejected
     } else if v.explains && v.score >= SUPPORTED {

@@ -19,7 +19,17 @@
 //! evidence (timing, position, own health), then, once its refinements are
 //! settled, on theirs. Only then can it be supported, with the causal chain
 //! its refinements traced.
+//!
+//! One suspect, one hypothesis: a change to a device or component already
+//! covers that node's impairment (its refinements test exactly that), so
+//! the device- or component-origin hypothesis about the same node is held
+//! back, and only proposed if the change is not supported.
+//!
+//! When the context shows another top-level hypothesis supported with
+//! confidence, a top-level hypothesis is not explored but weighed against
+//! it in one pass (see [`differential`]): the loop's differential pass.
 
+mod differential;
 mod judge;
 mod picture;
 mod text;
@@ -39,7 +49,7 @@ use crate::engines::anomaly::AnomalyConfig;
 use crate::engines::changes::{ChangeCandidate, ChangeConfig, PathRelation};
 use crate::engines::flows::FlowConfig;
 use crate::engines::templates::MiningConfig;
-use crate::engines::topology::{NodeHealth, OriginCandidate, OriginKind};
+use crate::engines::topology::{NodeHealth, OriginCandidate, OriginKind, chain_reach};
 use judge::Verdict;
 use picture::{Collected, Picture, Windows, alerted_nodes};
 use text::{hms, join, stamp};
@@ -61,6 +71,11 @@ pub struct BuiltinConfig {
     pub max_origin_hypotheses: usize,
     /// Nodes a propagation check fetches data for.
     pub max_propagation_nodes: usize,
+    /// Score a supported top-level hypothesis needs before alternatives
+    /// are weighed against it rather than explored. It matches the loop's
+    /// default confidence threshold: only a conclusion the loop accepts is
+    /// used to rule out the others.
+    pub reference_min_score: f64,
 }
 
 impl Default for BuiltinConfig {
@@ -79,6 +94,7 @@ impl Default for BuiltinConfig {
             max_change_hypotheses: 4,
             max_origin_hypotheses: 3,
             max_propagation_nodes: 10,
+            reference_min_score: 0.8,
         }
     }
 }
@@ -119,6 +135,21 @@ impl Item {
     fn last(&self) -> Option<&Verdict> {
         self.verdicts.last()
     }
+
+    fn is_top_level(&self) -> bool {
+        matches!(
+            self.subject,
+            Subject::Change(_) | Subject::Component(_) | Subject::Device(_)
+        )
+    }
+}
+
+/// A hypothesis held back while a change hypothesis covers its node.
+#[derive(Debug, Clone)]
+struct Deferred {
+    /// Tag of the change hypothesis that covers it.
+    covered_by: String,
+    proposal: ProposedHypothesis,
 }
 
 /// The default, offline reasoner.
@@ -130,6 +161,7 @@ pub struct BuiltinReasoner {
     /// Hypothesis id (assigned by the loop) → tag.
     tags: BTreeMap<String, String>,
     hypothesized: bool,
+    deferred: Vec<Deferred>,
 }
 
 impl Default for BuiltinReasoner {
@@ -147,6 +179,7 @@ impl BuiltinReasoner {
             items: BTreeMap::new(),
             tags: BTreeMap::new(),
             hypothesized: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -171,16 +204,17 @@ impl BuiltinReasoner {
     /// Top-level hypotheses from the survey's picture, best first.
     fn candidates(&mut self, pic: &Picture) -> Vec<ProposedHypothesis> {
         let mut out = Vec::new();
-        let mut blamed_by_change: BTreeSet<String> = BTreeSet::new();
+        // Changed node → the change hypothesis whose refinements test it.
+        let mut covered: BTreeMap<String, String> = BTreeMap::new();
         for cand in pic.changes.iter().take(self.cfg.max_change_hypotheses) {
             if cand.score < 0.02 {
                 continue;
             }
             let c = &cand.change;
-            if matches!(cand.relation, PathRelation::Affected | PathRelation::OnPath) {
-                blamed_by_change.insert(c.target.clone());
-            }
             let tag = format!("change:{}", c.id);
+            if matches!(cand.relation, PathRelation::Affected | PathRelation::OnPath) {
+                covered.entry(c.target.clone()).or_insert(tag.clone());
+            }
             out.push(ProposedHypothesis {
                 tag: tag.clone(),
                 statement: format!(
@@ -201,12 +235,6 @@ impl BuiltinReasoner {
             .filter(|o| !o.symptom_only && o.score >= 0.15)
             .take(self.cfg.max_origin_hypotheses);
         for cand in origins {
-            // A change to the same node says more; keep this as a fallback.
-            let discount = if blamed_by_change.contains(&cand.node) {
-                0.5
-            } else {
-                1.0
-            };
             let (tag, statement, subject) = match cand.kind {
                 OriginKind::Component => (
                     format!("component:{}", cand.node),
@@ -222,16 +250,99 @@ impl BuiltinReasoner {
                     Subject::Device(Box::new(cand.clone())),
                 ),
             };
-            out.push(ProposedHypothesis {
+            let proposal = ProposedHypothesis {
                 tag: tag.clone(),
                 statement,
                 subject: cand.node.clone(),
-                prior: 0.6 * cand.score * discount,
-            });
+                prior: 0.6 * cand.score,
+            };
             self.add(tag, subject);
+            // A change to the same node says more: this is its fallback.
+            match covered.get(&cand.node) {
+                Some(change) => self.deferred.push(Deferred {
+                    covered_by: change.clone(),
+                    proposal,
+                }),
+                None => out.push(proposal),
+            }
         }
         out.sort_by(|a, b| b.prior.total_cmp(&a.prior));
         out
+    }
+
+    /// Held-back hypotheses whose covering change is settled and not
+    /// supported.
+    fn release_deferred(&mut self, ctx: &ReasoningContext) -> Vec<ProposedHypothesis> {
+        let status_of = |tag: &str| {
+            let id = self.tags.iter().find(|(_, t)| t.as_str() == tag)?.0;
+            ctx.hypotheses
+                .iter()
+                .find(|h| &h.id == id)
+                .map(|h| h.status)
+        };
+        let (release, keep): (Vec<Deferred>, Vec<Deferred>) = self
+            .deferred
+            .clone()
+            .into_iter()
+            .partition(|d| status_of(&d.covered_by) != Some(HypothesisStatus::Supported));
+        self.deferred = keep;
+        let mut out: Vec<ProposedHypothesis> = release.into_iter().map(|d| d.proposal).collect();
+        out.sort_by(|a, b| b.prior.total_cmp(&a.prior));
+        out
+    }
+
+    /// The supported explanation `focus` is to be weighed against, when
+    /// there is one: see the module docs.
+    fn reference(&self, ctx: &ReasoningContext, focus: &Focus) -> Option<differential::Reference> {
+        let pic = self.picture.as_ref()?;
+        let (h, item) = ctx
+            .hypotheses
+            .iter()
+            .filter(|h| {
+                h.parent.is_none()
+                    && h.id != focus.hypothesis.id
+                    && h.status == HypothesisStatus::Supported
+                    && h.score >= self.cfg.reference_min_score
+            })
+            .filter_map(|h| {
+                let item = self.items.get(self.tags.get(&h.id)?)?;
+                item.last()?.explains.then_some((h, item))
+            })
+            .max_by(|a, b| a.0.score.total_cmp(&b.0.score))?;
+        let (origin, origin_node, origin_at) = match &item.subject {
+            Subject::Change(c) => (
+                format!("change {}", c.change.id),
+                c.change.target.clone(),
+                Some(c.change.ts),
+            ),
+            Subject::Component(c) => (
+                c.node.clone(),
+                c.node.clone(),
+                pic.health.get(&c.node).and_then(|h| h.own_onset),
+            ),
+            Subject::Device(c) => (c.node.clone(), c.node.clone(), pic.scope.onset),
+            _ => return None,
+        };
+        let entry: BTreeSet<String> = item
+            .children
+            .iter()
+            .filter_map(|t| match &self.items.get(t)?.subject {
+                Subject::Propagation { entry, .. } => Some(entry.clone()),
+                _ => None,
+            })
+            .flatten()
+            .filter(|n| pic.health.get(n).is_some_and(NodeHealth::is_unwell))
+            .collect();
+        let mut reach = chain_reach(&pic.topology, &pic.health, &entry);
+        reach.insert(origin_node.clone());
+        Some(differential::Reference {
+            id: h.id.clone(),
+            origin,
+            origin_node,
+            origin_at,
+            entry,
+            reach,
+        })
     }
 
     /// Refinements of a top-level hypothesis after its first pass.
@@ -445,6 +556,43 @@ fn logs_of(node: &str, range: TimeRange, limit: usize) -> PlannedQuery {
     }
 }
 
+/// The queries that weigh a top-level alternative against a supported
+/// explanation: where it sits, and the health of the node it blames (and
+/// the traffic through it, for a device).
+fn differential_plan(subject: &Subject, range: TimeRange, limit: usize) -> Vec<PlannedQuery> {
+    let flows = |purpose: &str| {
+        planned(
+            Query::Flows {
+                service: None,
+                range,
+            },
+            purpose,
+        )
+    };
+    let mut q = vec![planned(Query::Topology, "where the alternative sits")];
+    let node = match subject {
+        Subject::Change(c) => {
+            q.push(planned(
+                Query::Changes { range },
+                "the change and its timing",
+            ));
+            if c.relation == PathRelation::OnPath {
+                q.push(flows("traffic through the changed device"));
+            }
+            &c.change.target
+        }
+        Subject::Component(c) => &c.node,
+        Subject::Device(c) => {
+            q.push(flows("traffic through the device"));
+            &c.node
+        }
+        _ => return q,
+    };
+    q.push(metrics_of(node, range));
+    q.push(logs_of(node, range, limit));
+    q
+}
+
 fn planned(query: Query, purpose: &str) -> PlannedQuery {
     PlannedQuery {
         source: None,
@@ -498,10 +646,10 @@ impl Reasoner for BuiltinReasoner {
         ctx: &ReasoningContext,
         survey: &[Observation],
     ) -> Result<Vec<ProposedHypothesis>, ReasonerError> {
-        // Every candidate is proposed at once; asked again, there is
-        // nothing new to offer.
+        // Every candidate is proposed at once; asked again, only the
+        // fallbacks of changes that were not supported are left to offer.
         if self.hypothesized {
-            return Ok(Vec::new());
+            return Ok(self.release_deferred(ctx));
         }
         self.hypothesized = true;
         let windows = self.windows(ctx);
@@ -522,11 +670,14 @@ impl Reasoner for BuiltinReasoner {
         let Some(item) = self.items.get(&focus.tag) else {
             return Ok(Vec::new());
         };
+        let limit = self.cfg.log_limit;
+        if item.is_top_level() && self.reference(ctx, focus).is_some() {
+            return Ok(differential_plan(&item.subject, range, limit));
+        }
         let second_pass = !item.verdicts.is_empty() && !item.children.is_empty();
         if second_pass {
             return Ok(Vec::new());
         }
-        let limit = self.cfg.log_limit;
         Ok(match &item.subject {
             Subject::Change(_) => vec![
                 planned(Query::Changes { range }, "the change and its timing"),
@@ -597,6 +748,36 @@ impl Reasoner for BuiltinReasoner {
             });
         };
         let col = Collected::from_observations(observations);
+        if item.is_top_level()
+            && let Some(reference) = self.reference(ctx, focus)
+        {
+            let scene = differential::Scene {
+                pic: &pic,
+                col: &col,
+                local: judge::Local::of(&col, &pic.topology, &windows, &self.cfg),
+                windows: &windows,
+                cfg: &self.cfg,
+                reference: &reference,
+                prior: focus.hypothesis.score,
+            };
+            let verdict = match &item.subject {
+                Subject::Change(c) => scene.change(c),
+                Subject::Component(c) => scene.component(&c.node),
+                Subject::Device(c) => scene.device(&c.node),
+                _ => Verdict::default(),
+            };
+            if let Some(stored) = self.items.get_mut(&focus.tag) {
+                stored.verdicts.push(verdict.clone());
+            }
+            return Ok(Assessment {
+                status: verdict.status(),
+                score: verdict.score,
+                findings: verdict.findings,
+                refinements: Vec::new(),
+                chain: Vec::new(),
+                explains_symptoms: false,
+            });
+        }
         let second_pass = !item.verdicts.is_empty() && !item.children.is_empty();
         let verdict = if second_pass {
             self.conclude(&item)
@@ -628,10 +809,7 @@ impl Reasoner for BuiltinReasoner {
                 ),
             }
         };
-        let top_level = matches!(
-            item.subject,
-            Subject::Change(_) | Subject::Component(_) | Subject::Device(_)
-        );
+        let top_level = item.is_top_level();
         let status = verdict.status();
         if let Some(stored) = self.items.get_mut(&focus.tag) {
             stored.verdicts.push(verdict.clone());

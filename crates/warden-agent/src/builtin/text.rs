@@ -58,16 +58,17 @@ pub fn domain_of(topology: &TopologyGraph, node: &str) -> Domain {
         .unwrap_or_else(|| Domain::new("application"))
 }
 
-/// `db_pool_in_use rose to 50 (baseline 5) from 10:01:30Z`.
-pub fn describe_series(s: &SeriesScore) -> String {
+/// `db_pool_in_use rose to 50 (baseline 5) from 10:01:30Z`, under the
+/// name given (one that tells apart series sharing a metric name: see
+/// [`series_name`]).
+pub fn describe_series_as(s: &SeriesScore, name: &str) -> String {
     let verb = match s.onset.as_ref().map(|o| o.direction) {
         Some(Direction::Down) => "fell to",
         Some(Direction::Up) => "rose to",
         None => "peaked at",
     };
     let mut text = format!(
-        "{} {verb} {} (baseline {})",
-        s.metric,
+        "{name} {verb} {} (baseline {})",
         num(s.peak_value),
         num(s.baseline_median)
     );
@@ -75,6 +76,44 @@ pub fn describe_series(s: &SeriesScore) -> String {
         text.push_str(&format!(" from {}", hms(onset.at)));
     }
     text
+}
+
+/// The name of a series among `all`: its metric name, plus the labels
+/// that tell it apart from other series of the same node and metric
+/// (`pg_stat_activity_count{state="idle"}`).
+pub fn series_name(s: &SeriesScore, all: &[SeriesScore]) -> String {
+    let siblings: Vec<&SeriesScore> = all
+        .iter()
+        .filter(|o| o.node == s.node && o.metric == s.metric)
+        .collect();
+    if siblings.len() < 2 {
+        return s.metric.clone();
+    }
+    let distinct: Vec<String> = s
+        .labels
+        .iter()
+        .filter(|(k, v)| {
+            k.as_str() != "service" && siblings.iter().any(|o| o.labels.get(*k) != Some(*v))
+        })
+        .map(|(k, v)| format!("{k}=\"{}\"", quote(v)))
+        .collect();
+    if distinct.is_empty() {
+        s.metric.clone()
+    } else {
+        format!("{}{{{}}}", s.metric, distinct.join(","))
+    }
+}
+
+/// [`join`] of at most `cap` items, then how many more there are:
+/// `a, b, c and 5 more`.
+pub fn join_capped<S: AsRef<str>>(items: &[S], cap: usize) -> String {
+    match items.len().checked_sub(cap) {
+        Some(more) if more > 0 => format!(
+            "{} and {more} more",
+            join(items.iter().take(cap).map(|s| s.as_ref()))
+        ),
+        _ => join(items.iter().map(|s| s.as_ref())),
+    }
 }
 
 pub fn join<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
@@ -95,6 +134,37 @@ mod tests {
         assert_eq!(num(0.25), "0.25");
         assert_eq!(num(123.456), "123.5");
         assert_eq!(num(2_500_000.0), "2.50e6");
+    }
+
+    #[test]
+    fn long_lists_are_capped_with_a_count() {
+        assert_eq!(join_capped(&["a", "b"], 3), "a, b");
+        assert_eq!(
+            join_capped(&["a", "b", "c", "d", "e"], 3),
+            "a, b, c and 2 more"
+        );
+    }
+
+    #[test]
+    fn series_sharing_a_metric_name_are_told_apart_by_their_labels() {
+        let score = |state: &str| SeriesScore {
+            metric: "sessions".into(),
+            labels: [
+                ("service".to_string(), "db".to_string()),
+                ("state".to_string(), state.to_string()),
+            ]
+            .into(),
+            node: Some("db".into()),
+            class: crate::engines::anomaly::MetricClass::Load,
+            baseline_median: 1.0,
+            baseline_scale: 1.0,
+            peak_value: 1.0,
+            peak_z: 0.0,
+            onset: None,
+        };
+        let all = vec![score("idle"), score("active")];
+        assert_eq!(series_name(&all[0], &all), "sessions{state=\"idle\"}");
+        assert_eq!(series_name(&all[0], &all[..1]), "sessions");
     }
 
     #[test]

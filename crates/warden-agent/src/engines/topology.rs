@@ -141,6 +141,10 @@ pub fn node_health(
             .push(weight);
     }
     for (node, h) in &mut out {
+        // Several series may share a metric name (one per label set); a
+        // name with any anomalous series is not "normal".
+        let anomalous = h.anomalous_metrics.clone();
+        h.normal_metrics.retain(|m| !anomalous.contains(m));
         let metric = own_z.get(node).map_or(0.0, |z| saturate(*z, 8.0));
         let logs = template_weight
             .get(node)
@@ -251,15 +255,28 @@ pub fn scope(
     }
 }
 
-/// Symptom nodes explained by trouble entering at `entry`: the entry nodes
-/// themselves, their transitive callers, and dependencies of theirs that
-/// only show load or degraded after them (consequences of the entry nodes'
-/// behaviour, such as a database filling with abandoned sessions).
+/// Symptom nodes explained by trouble entering at `entry`: see
+/// [`chain_reach`].
 pub fn explained_by(
     topology: &TopologyGraph,
     health: &BTreeMap<String, NodeHealth>,
     entry: &BTreeSet<String>,
     symptoms: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    symptoms
+        .intersection(&chain_reach(topology, health, entry))
+        .cloned()
+        .collect()
+}
+
+/// Every node trouble entering at `entry` accounts for: the entry nodes
+/// themselves, their transitive callers, and dependencies of theirs that
+/// only show load or degraded after them (consequences of the entry nodes'
+/// behaviour, such as a database filling with abandoned sessions).
+pub fn chain_reach(
+    topology: &TopologyGraph,
+    health: &BTreeMap<String, NodeHealth>,
+    entry: &BTreeSet<String>,
 ) -> BTreeSet<String> {
     let mut reach = entry.clone();
     for e in entry {
@@ -278,7 +295,7 @@ pub fn explained_by(
             }
         }
     }
-    symptoms.intersection(&reach).cloned().collect()
+    reach
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -378,8 +395,9 @@ pub fn rank_origins(
                 if !siblings.is_empty() && !dep.is_unwell() {
                     factor *= 0.6;
                     reasons.push(format!(
-                        "{} also call {} and degraded at the same time: a cause shared below them (the dependency or the path to it) is likelier",
+                        "{} also {} {} and degraded at the same time: a cause shared below them (the dependency or the path to it) is likelier",
                         siblings.join(", "),
+                        if siblings.len() == 1 { "calls" } else { "call" },
                         edge.to
                     ));
                 }
@@ -589,6 +607,32 @@ mod tests {
         let sc = scope(&g, &h, &set(&["web"]));
         assert_eq!(sc.affected, set(&["api"]));
         assert_eq!(sc.onset, Some(at(100)));
+    }
+
+    #[test]
+    fn a_metric_name_with_an_anomalous_series_is_not_listed_as_normal() {
+        use crate::engines::anomaly::{Direction, MetricClass, Onset};
+        let series = |state: &str, anomalous: bool| SeriesScore {
+            metric: "sessions".into(),
+            labels: [("state".to_string(), state.to_string())].into(),
+            node: Some("db".into()),
+            class: MetricClass::Load,
+            baseline_median: 1.0,
+            baseline_scale: 1.0,
+            peak_value: 1.0,
+            peak_z: if anomalous { 9.0 } else { 0.0 },
+            onset: anomalous.then(|| Onset {
+                at: at(0),
+                value: 9.0,
+                z: 9.0,
+                direction: Direction::Up,
+            }),
+        };
+        let scores = vec![series("active", false), series("idle", true)];
+        let h = node_health(&graph(&[("api", "db", &[])]), &scores, &[]);
+        let db = &h["db"];
+        assert_eq!(db.anomalous_metrics, vec!["sessions".to_string()]);
+        assert!(db.normal_metrics.is_empty(), "{:?}", db.normal_metrics);
     }
 
     #[test]

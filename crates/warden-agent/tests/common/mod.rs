@@ -7,6 +7,9 @@
 //!   unrelated host's CPU spike, an unrelated security burst.
 //! - `bad_deploy`: a deploy makes one service throw errors; its callers
 //!   fail after it. No network device involved.
+//! - `split`: two services that share a healthy database fail within
+//!   seconds of each other, each with its own errors, with no change, no
+//!   flows and nothing to order them: the evidence cannot decide.
 
 #![allow(
     dead_code,
@@ -620,6 +623,71 @@ pub fn bad_deploy_bundle() -> Bundle {
     }
     b.write("bad-deploy");
     b
+}
+
+/// The split incident: see the module docs.
+pub fn split_bundle() -> Bundle {
+    let mut b = Bundle::new();
+    b.node("web", "service", "application")
+        .node("alpha", "service", "application")
+        .node("beta", "service", "application")
+        .node("db", "database", "database")
+        .edge("web", "alpha", &[], 8080)
+        .edge("web", "beta", &[], 8080)
+        .edge("alpha", "db", &[], 5432)
+        .edge("beta", "db", &[], 5432);
+    for (svc, from, salt) in [("alpha", 30, 80), ("beta", 45, 90)] {
+        let file = format!("{svc}.jsonl");
+        b.series(
+            &file,
+            svc,
+            "http_5xx_rate",
+            step(0.1, 0.1, from, 12.0, salt),
+        )
+        .series(
+            &file,
+            svc,
+            "http_request_duration_seconds_p99",
+            step(0.1, 0.01, from, 2.5, salt + 1),
+        )
+        .series(&file, svc, "cpu_usage_percent", steady(30.0, 2.0, salt + 2));
+    }
+    b.series(
+        "web.jsonl",
+        "web",
+        "http_request_duration_seconds_p99",
+        steady(0.2, 0.02, 95),
+    )
+    .series("db.jsonl", "db", "cpu_usage_percent", steady(35.0, 2.5, 96))
+    .series("db.jsonl", "db", "query_latency_ms", steady(3.0, 0.3, 97));
+    for (svc, every) in [("web", 5), ("alpha", 10), ("beta", 10), ("db", 60)] {
+        request_logs(&mut b, svc, every);
+    }
+    for s in (30..END).step_by(9) {
+        b.log(
+            "alpha",
+            s,
+            "ERROR",
+            format!("request {} failed: internal error", 50_000 + s),
+        );
+    }
+    for s in (45..END).step_by(9) {
+        b.log(
+            "beta",
+            s,
+            "ERROR",
+            format!("handler crashed while serving request {}", 60_000 + s),
+        );
+    }
+    b.write("split");
+    b
+}
+
+pub fn split_incident() -> Incident {
+    incident(vec![
+        alert("High5xxRate", "alpha", 120),
+        alert("High5xxRate", "beta", 130),
+    ])
 }
 
 /// A bundle where nothing happens.
