@@ -18,7 +18,8 @@
 #   ROUNDS=3             rounds per connection count (order alternates)
 #   WARMUP=3s            one warm-up run per server before measuring
 #   KEEP=1               keep the work directory (printed at the end)
-#   PERF=1               record warden with `perf record -g` during the first measurement
+#   PERF=1               profile warden with `perf record --call-graph dwarf` during its first measurement
+#   WARDEN_BIN=PATH      measure this warden binary instead of building one (e.g. a candidate build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +37,12 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3s}
 
 bench_require wrk:wrk prometheus-alertmanager:prometheus-alertmanager sqlite3:sqlite3 curl:curl python3:python3
-WARDEN=$(bench_build_warden "$ROOT")
+if [ -n "${WARDEN_BIN:-}" ]; then
+    WARDEN=$WARDEN_BIN
+    [ -x "$WARDEN" ] || bench_die "WARDEN_BIN=$WARDEN is not an executable"
+else
+    WARDEN=$(bench_build_warden "$ROOT")
+fi
 
 WORK=$(mktemp -d /tmp/warden-bench-intake.XXXXXX)
 WARDEN_PID=""
@@ -89,6 +95,17 @@ bench_wait_http "http://127.0.0.1:$AM_PORT/-/ready" "$AM_PID"
 AM_VERSION=$(prometheus-alertmanager --version 2>&1 | head -1)
 bench_log "warden on :$WARDEN_PORT (pid $WARDEN_PID), $AM_VERSION on :$AM_PORT (pid $AM_PID)"
 
+pid_of() {
+    case $1 in
+        warden) echo "$WARDEN_PID" ;;
+        alertmanager) echo "$AM_PID" ;;
+    esac
+}
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+
 url_of() {
     case $1 in
         warden) echo "http://127.0.0.1:$WARDEN_PORT/api/v1/alerts" ;;
@@ -107,11 +124,11 @@ run_wrk() {
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 
 RESULTS=$WORK/results.tsv
-printf 'server\tconnections\tround\trequests\treq_per_s\talerts_per_s\tp50_ms\tp99_ms\tnon_2xx\tsocket_errors\n' >"$RESULTS"
+printf 'server\tconnections\tround\trequests\treq_per_s\talerts_per_s\tp50_ms\tp99_ms\tnon_2xx\tsocket_errors\tserver_cpu_s\talerts_per_cpu_s\tload1\n' >"$RESULTS"
 FAILED=0
 
 record() {
-    local server=$1 conns=$2 round=$3 r=$4
+    local server=$1 conns=$2 round=$3 r=$4 cpu=$5 load=$6
     local requests duration status sock p50 p99
     requests=$(field requests "$r")
     duration=$(field duration_us "$r")
@@ -120,9 +137,10 @@ record() {
     p50=$(field p50_us "$r")
     p99=$(field p99_us "$r")
     awk -v s="$server" -v c="$conns" -v rd="$round" -v n="$requests" -v d="$duration" -v size="$SIZE" \
-        -v p50="$p50" -v p99="$p99" -v st="$status" -v so="$sock" 'BEGIN {
+        -v p50="$p50" -v p99="$p99" -v st="$status" -v so="$sock" -v cpu="$cpu" -v tck="$TICKS" -v load="$load" 'BEGIN {
             rps = n / (d / 1e6);
-            printf "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%d\t%d\n", s, c, rd, n, rps, rps * size, p50 / 1000, p99 / 1000, st, so
+            cpus = cpu / tck;
+            printf "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%d\t%d\t%.2f\t%.0f\t%s\n", s, c, rd, n, rps, rps * size, p50 / 1000, p99 / 1000, st, so, cpus, (cpus > 0 ? n * size / cpus : 0), load
         }' >>"$RESULTS"
     if [ "$status" -ne 0 ] || [ "$sock" -ne 0 ]; then
         bench_log "FAIL: $server at -c$conns round $round: $status non-2xx responses, $sock socket errors"
@@ -143,19 +161,22 @@ for conns in $CONNECTIONS; do
         if [ $((round % 2)) -eq 1 ]; then order="warden alertmanager"; else order="alertmanager warden"; fi
         for server in $order; do
             if [ "$server" = warden ] && [ "$first" = 1 ] && [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-                perf record -F 999 -g -p "$WARDEN_PID" -o "$WORK/perf.data" >/dev/null 2>&1 &
+                perf record -F 499 --call-graph dwarf,32768 -p "$WARDEN_PID" -o "$WORK/perf.data" >/dev/null 2>&1 &
                 PERF_PID=$!
             fi
             bench_log "$server -t$THREADS -c$conns -d$DURATION (round $round)"
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            cpu0=$(cpu_ticks "$(pid_of "$server")")
             r=$(run_wrk "$server" "$conns" "$DURATION")
+            cpu1=$(cpu_ticks "$(pid_of "$server")")
             if [ -n "$PERF_PID" ]; then
                 kill -INT "$PERF_PID" 2>/dev/null || true
                 wait "$PERF_PID" 2>/dev/null || true
                 PERF_PID=""
-                bench_log "perf profile: $WORK/perf.data (perf report -i $WORK/perf.data)"
+                bench_log "perf profile: $WORK/perf.data (perf report -i $WORK/perf.data --children); keep it with KEEP=1"
             fi
             [ "$server" = warden ] && { first=0; WARDEN_REQUESTS=$((WARDEN_REQUESTS + $(field requests "$r"))); }
-            record "$server" "$conns" "$round" "$r"
+            record "$server" "$conns" "$round" "$r" $((cpu1 - cpu0)) "$load"
         done
     done
 done
@@ -177,30 +198,13 @@ INVESTIGATIONS=$(sqlite3 "$DB" 'select count(*) from investigations')
 echo
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p')"
 echo "workload: $BATCHES batches x $SIZE alerts = $DISTINCT distinct alerts, rotated; wrk -t$THREADS, $DURATION per run, $ROUNDS rounds"
+echo "warden: $WARDEN"
+echo "server_cpu_s: CPU time the server used during the run; load1: load average when the run began"
 echo
 column -t -s $'\t' "$RESULTS"
 echo
-echo "median over rounds (alerts/s; latency ms):"
-python3 - "$RESULTS" <<'EOF'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-by = {}
-for r in rows:
-    by.setdefault((int(r["connections"]), r["server"]), []).append(r)
-print(f"{'conns':>5}  {'server':<12} {'alerts/s':>10} {'req/s':>8} {'p50':>7} {'p99':>7}   warden/alertmanager")
-for conns in sorted({c for c, _ in by}):
-    med = {}
-    for server in ("warden", "alertmanager"):
-        rs = by.get((conns, server), [])
-        if not rs:
-            continue
-        m = lambda k: statistics.median(float(x[k]) for x in rs)
-        med[server] = m("alerts_per_s")
-        ratio = ""
-        if server == "alertmanager" and "warden" in med:
-            ratio = f"{med['warden'] / med['alertmanager']:.2f}x"
-        print(f"{conns:>5}  {server:<12} {m('alerts_per_s'):>10.0f} {m('req_per_s'):>8.0f} {m('p50_ms'):>7.2f} {m('p99_ms'):>7.2f}   {ratio}")
-EOF
+echo "median over rounds:"
+python3 "$HERE/summarize_intake.py" "$RESULTS"
 echo
 commit_sum=$(sed -En 's/^(warden_)?intake_commit_alerts_sum[^ ]* ([0-9.e+]+).*$/\2/p' <<<"$METRICS")
 commit_count=$(sed -En 's/^(warden_)?intake_commit_alerts_count[^ ]* ([0-9.e+]+).*$/\2/p' <<<"$METRICS")

@@ -234,8 +234,15 @@ pub async fn run_job_with(
     let JobInput {
         input,
         result_credential,
+        identity,
     } = job;
     events.set_investigation_id(input.investigation_id.as_str());
+    // Held for the connectors that need credentials; the bundle source
+    // needs none. Dropped (zeroed) when the job ends.
+    let _secrets = match &identity {
+        Some(identity) => crate::secrets::fetch(identity, &mut events).await,
+        None => crate::secrets::DomainSecrets::default(),
+    };
 
     let sources = open_sources(&input.data_sources, &mut events);
     let mut reasoner = BuiltinReasoner::default();

@@ -22,6 +22,7 @@ pub mod engines;
 pub mod events;
 pub mod investigate;
 pub mod job;
+pub mod secrets;
 pub mod usage;
 
 pub use builtin::{BuiltinConfig, BuiltinReasoner};

@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use warden_core::investigation::StateName;
-use warden_core::ports::{JobRuntime, NewReport, Store};
+use warden_core::ports::{JobRuntime, NewReport, SecretBroker, SecretError, Store};
 use warden_core::{InvestigationId, Report};
 
 use crate::error::ApiError;
@@ -27,6 +28,7 @@ use crate::scheduler::{Event, EventSender, credential_hash};
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub runtime: Arc<dyn JobRuntime>,
+    pub broker: Option<Arc<dyn SecretBroker>>,
     pub intake: IntakeHandle,
     pub metrics: Arc<Metrics>,
     pub events: EventSender,
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/investigations/{id}/logs", get(get_logs))
         .route("/api/v1/investigations/{id}/cancel", post(cancel))
+        .route("/api/v1/secrets/{domain}", get(read_secret))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -197,6 +200,45 @@ async fn get_report(
     }
 }
 
+fn bearer(headers: &HeaderMap) -> Result<SecretString, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty())
+        .map(|t| SecretString::from(t.to_string()))
+        .ok_or_else(|| ApiError::Unauthorized("a bearer credential is required".into()))
+}
+
+/// The embedded broker's channel to jobs: a job presents its identity's
+/// credential and gets the secret of a domain it was granted. This is the
+/// one response that carries a secret value; it is never logged.
+async fn read_secret(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let credential = bearer(&headers)?;
+    let broker = state
+        .broker
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("no secrets backend is configured".into()))?;
+    match broker.read(&credential, &domain).await {
+        Ok(value) => Ok((
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            value.expose_secret().to_string(),
+        )
+            .into_response()),
+        Err(SecretError::Denied(why)) => Err(ApiError::Forbidden(why)),
+        Err(SecretError::NotFound(what)) => Err(ApiError::NotFound(what)),
+        Err(SecretError::Unavailable(why)) => Err(ApiError::Unavailable(why)),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
 /// The result path: the job presents its one-time credential.
 async fn post_report(
     State(state): State<AppState>,
@@ -205,13 +247,7 @@ async fn post_report(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let id = investigation_id(&id)?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized("a bearer credential is required".into()))?;
-    let hash = credential_hash(token);
+    let hash = credential_hash(bearer(&headers)?.expose_secret());
     let bytes = body(raw, state.max_body_bytes)?;
     let report: Report = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))?;

@@ -3,6 +3,7 @@
 //! Unknown keys are errors (a typo must not silently fall back to a
 //! default), and each error names the line and the field.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ pub struct Config {
     pub planner: PlannerConfig,
     pub runtime: RuntimeConfig,
     pub agent: AgentConfig,
+    pub secrets: SecretsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +88,170 @@ impl Default for AgentConfig {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretsBackendKind {
+    /// No identities: jobs get no domain credentials.
+    None,
+    /// The encrypted store in the data directory, served to jobs by the
+    /// control plane.
+    Embedded,
+    /// OpenBao or Vault: one wrapped token per investigation.
+    Openbao,
+}
+
+/// A data domain whose credential jobs may be granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsDomainConfig {
+    pub name: String,
+    /// Where its secret lives (KV v2 path under the `agent/` mount).
+    pub path: String,
+    /// The alert domains it serves: an investigation is granted it only
+    /// when its plan spans one of them. `"*"` serves every investigation.
+    pub serves: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenBaoSettings {
+    pub address: String,
+    /// File holding the control plane's own token (read once at start).
+    pub token_file: PathBuf,
+    pub token_role: String,
+    /// Namespace recorded in each token's metadata.
+    pub namespace: String,
+}
+
+impl Default for OpenBaoSettings {
+    fn default() -> Self {
+        OpenBaoSettings {
+            address: "http://127.0.0.1:8200".into(),
+            token_file: PathBuf::from("/var/run/secrets/warden/openbao-token"),
+            token_role: "warden-investigation".into(),
+            namespace: "warden-investigations".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    pub backend: SecretsBackendKind,
+    /// Embedded backend: the 32-byte key file (mode 0600). Empty: in the
+    /// data directory, created on first use.
+    pub key_file: Option<PathBuf>,
+    pub openbao: OpenBaoSettings,
+    pub domains: Vec<SecretsDomainConfig>,
+    /// Domains each trust phase may read (before the plan narrows them).
+    pub phase_domains: BTreeMap<TrustPhase, Vec<String>>,
+}
+
+fn domain(name: &str, path: &str, serves: &[&str]) -> SecretsDomainConfig {
+    SecretsDomainConfig {
+        name: name.into(),
+        path: path.into(),
+        serves: serves.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        let domains = vec![
+            domain(
+                "network-monitoring",
+                "agent/data/network-monitoring",
+                &["network"],
+            ),
+            domain(
+                "application-metrics",
+                "agent/data/application-metrics",
+                &["application"],
+            ),
+            domain("log-aggregation", "agent/data/log-aggregation", &["*"]),
+            domain("database", "agent/data/database", &["database"]),
+            domain(
+                "security-events",
+                "agent/data/security-events",
+                &["security"],
+            ),
+            domain("llm-inference", "agent/data/llm/inference", &["*"]),
+        ];
+        let all: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
+        SecretsConfig {
+            backend: SecretsBackendKind::Embedded,
+            key_file: None,
+            openbao: OpenBaoSettings::default(),
+            phase_domains: TrustPhase::ALL
+                .into_iter()
+                .map(|p| (p, all.clone()))
+                .collect(),
+            domains,
+        }
+    }
+}
+
+impl SecretsConfig {
+    /// The domains an investigation in `phase` spanning `plan_domains` is
+    /// granted: those its phase allows that serve one of its domains.
+    pub fn grants(
+        &self,
+        phase: TrustPhase,
+        plan_domains: &[warden_core::Domain],
+    ) -> Vec<&SecretsDomainConfig> {
+        let allowed = self.phase_domains.get(&phase).cloned().unwrap_or_default();
+        self.domains
+            .iter()
+            .filter(|d| allowed.contains(&d.name))
+            .filter(|d| {
+                d.serves
+                    .iter()
+                    .any(|s| s == "*" || plan_domains.iter().any(|p| p.as_str() == s))
+            })
+            .collect()
+    }
+
+    fn validate(&self, problems: &mut Vec<String>) {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, d) in self.domains.iter().enumerate() {
+            let ok = !d.name.is_empty()
+                && d.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                problems.push(format!(
+                    "secrets.domains[{i}].name {:?}: use lowercase letters, digits and '-'",
+                    d.name
+                ));
+            }
+            if !names.insert(d.name.clone()) {
+                problems.push(format!(
+                    "secrets.domains[{i}].name {:?} is declared twice",
+                    d.name
+                ));
+            }
+            if d.path.is_empty()
+                || d.path.starts_with('/')
+                || d.path.split('/').any(|c| c.is_empty() || c == "..")
+            {
+                problems.push(format!(
+                    "secrets.domains[{i}].path {:?}: a relative path without empty or '..' parts",
+                    d.path
+                ));
+            }
+        }
+        for (phase, list) in &self.phase_domains {
+            for name in list {
+                if !names.contains(name) {
+                    problems.push(format!(
+                        "secrets.phase_domains.{phase}: unknown domain {name:?}"
+                    ));
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -141,6 +307,7 @@ impl Config {
         if self.runtime.command.first().is_some_and(|p| p.is_empty()) {
             problems.push("runtime.command: the program must not be empty".into());
         }
+        self.secrets.validate(&mut problems);
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }

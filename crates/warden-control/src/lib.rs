@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use warden_core::ports::{JobRuntime, Store};
+use warden_core::ports::{JobRuntime, SecretBroker, Store};
 
 pub use config::Config;
 pub use scheduler::{EventReceiver, EventSender, SchedulerEvents};
@@ -39,12 +39,14 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Recovers state, re-adopts running jobs and starts serving on
-    /// `listener`. `events` must be the channel whose sender the runtime was
+    /// `listener`. `broker`, when given, issues each investigation's
+    /// identity. `events` must be the channel whose sender the runtime was
     /// built with (through [`SchedulerEvents`]).
     pub async fn start(
         config: Config,
         store: Arc<dyn Store>,
         runtime: Arc<dyn JobRuntime>,
+        broker: Option<Arc<dyn SecretBroker>>,
         events: (EventSender, EventReceiver),
         listener: TcpListener,
     ) -> Result<ControlPlane, StartError> {
@@ -64,6 +66,7 @@ impl ControlPlane {
         let mut scheduler = scheduler::Scheduler::new(
             Arc::clone(&store),
             Arc::clone(&runtime),
+            broker.clone(),
             intake.clone(),
             Arc::clone(&metrics),
             config.clone(),
@@ -79,6 +82,7 @@ impl ControlPlane {
         let app = api::router(api::AppState {
             store,
             runtime,
+            broker,
             intake,
             metrics: Arc::clone(&metrics),
             events: tx,

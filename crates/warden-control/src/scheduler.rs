@@ -17,14 +17,18 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use warden_core::ports::{
-    JobEvent, JobEventKind, JobEvents, JobOutcome, JobRuntime, JobSpec, Store, StoreError,
+    JobEvent, JobEventKind, JobEvents, JobOutcome, JobRuntime, JobSpec, SecretBroker, Store,
+    StoreError,
 };
 use warden_core::{
-    AgentInput, FailureReason, IncidentId, IncidentStatus, Investigation, InvestigationId,
-    InvestigationState, Planner, Report,
+    AgentInput, Domain, DomainGrant, FailureReason, IncidentId, IncidentStatus, Investigation,
+    InvestigationId, InvestigationState, JobIdentity, Planner, Report, SecretsBackend,
 };
 
-use crate::config::Config;
+use crate::config::{Config, SecretsBackendKind};
+
+/// How long issuing an identity may take before the investigation fails.
+const ISSUE_TIMEOUT: Duration = Duration::from_secs(10);
 use crate::intake::IntakeHandle;
 use crate::metrics::{FailureLabels, Metrics, complexity};
 
@@ -55,6 +59,7 @@ impl JobEvents for SchedulerEvents {
 pub struct Scheduler {
     store: Arc<dyn Store>,
     runtime: Arc<dyn JobRuntime>,
+    broker: Option<Arc<dyn SecretBroker>>,
     intake: IntakeHandle,
     metrics: Arc<Metrics>,
     planner: Planner,
@@ -90,6 +95,7 @@ impl Scheduler {
     pub fn new(
         store: Arc<dyn Store>,
         runtime: Arc<dyn JobRuntime>,
+        broker: Option<Arc<dyn SecretBroker>>,
         intake: IntakeHandle,
         metrics: Arc<Metrics>,
         config: Config,
@@ -99,6 +105,7 @@ impl Scheduler {
         Scheduler {
             store,
             runtime,
+            broker,
             intake,
             metrics,
             planner: Planner::new(config.planner.clone()),
@@ -260,6 +267,18 @@ impl Scheduler {
         let (credential, hash) = new_credential();
         self.store.set_result_credential(&inv.id, hash).await?;
         let deadline = deadline_of(&inv);
+        let identity = match self.issue_identity(&mut inv, deadline).await {
+            Ok(identity) => identity,
+            Err(detail) => {
+                self.metrics
+                    .started
+                    .get_or_create(&complexity(inv.plan.complexity))
+                    .inc();
+                self.fail(&mut inv, FailureReason::CredentialError, detail)
+                    .await;
+                return Ok(());
+            }
+        };
         let spec = JobSpec {
             investigation_id: inv.id.clone(),
             phase: inv.phase,
@@ -275,6 +294,7 @@ impl Scheduler {
                 report_url: format!("{}/api/v1/investigations/{}/report", self.api_base, inv.id),
             },
             result_credential: credential,
+            identity,
         };
         match self.runtime.start(spec).await {
             Ok(handle) => {
@@ -302,6 +322,82 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Issues the investigation's own identity for the domains its phase and
+    /// plan allow, recording its accessor before the job can use it.
+    async fn issue_identity(
+        &self,
+        inv: &mut Investigation,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<JobIdentity>, String> {
+        let Some(broker) = &self.broker else {
+            return Ok(None);
+        };
+        let grants: Vec<DomainGrant> = self
+            .config
+            .secrets
+            .grants(inv.phase, &inv.plan.domains)
+            .into_iter()
+            .map(|d| DomainGrant {
+                name: d.name.clone(),
+                path: d.path.clone(),
+            })
+            .collect();
+        let names: Vec<Domain> = grants.iter().map(|g| Domain::new(g.name.clone())).collect();
+        // A broker that hangs must not hold the scheduler past a few seconds.
+        let issued = tokio::time::timeout(
+            ISSUE_TIMEOUT,
+            broker.issue(&inv.id, inv.phase, &names, deadline),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "the {} secrets backend did not answer within {ISSUE_TIMEOUT:?}",
+                broker.name()
+            )
+        })?
+        .map_err(|e| format!("could not issue the investigation's identity: {e}"))?;
+        inv.identity_accessor = Some(issued.accessor.clone());
+        if let Err(e) = self.store.update_investigation(inv).await {
+            self.revoke_identity(inv);
+            return Err(format!("could not record the identity: {e}"));
+        }
+        tracing::info!(investigation = %inv.id, accessor = %issued.accessor, domains = ?grants.iter().map(|g| &g.name).collect::<Vec<_>>(),
+            expires_at = %issued.expires_at, "identity issued");
+        let backend = match self.config.secrets.backend {
+            SecretsBackendKind::Openbao => SecretsBackend::Openbao,
+            _ => SecretsBackend::Embedded,
+        };
+        let address = match backend {
+            SecretsBackend::Openbao => self.config.secrets.openbao.address.clone(),
+            SecretsBackend::Embedded => self.api_base.clone(),
+        };
+        Ok(Some(JobIdentity {
+            backend,
+            address,
+            accessor: issued.accessor,
+            domains: grants,
+            credential: issued.credential,
+        }))
+    }
+
+    /// Revokes the investigation's identity (and every lease it created) in
+    /// the background; idempotent, so every path to an end may call it.
+    fn revoke_identity(&self, inv: &Investigation) {
+        let (Some(broker), Some(accessor)) = (&self.broker, inv.identity_accessor.clone()) else {
+            return;
+        };
+        let broker = Arc::clone(broker);
+        let id = inv.id.clone();
+        tokio::spawn(async move {
+            match broker.revoke(&id, Some(&accessor)).await {
+                Ok(()) => tracing::info!(investigation = %id, %accessor, "identity revoked"),
+                Err(e) => {
+                    tracing::error!(investigation = %id, %accessor, error = %e, "revoking the identity failed")
+                }
+            }
+        });
+    }
+
     async fn fail(&mut self, inv: &mut Investigation, reason: FailureReason, detail: String) {
         let state = InvestigationState::Failed { reason, detail };
         self.finish(inv, state).await;
@@ -324,6 +420,7 @@ impl Scheduler {
             return;
         }
         tracing::info!(investigation = %inv.id, state = inv.state.name(), reason, "investigation ended");
+        self.revoke_identity(inv);
         self.metrics
             .failed
             .get_or_create(&FailureLabels {
@@ -413,6 +510,8 @@ impl Scheduler {
         let Ok(inv) = self.store.get_investigation(id).await else {
             return;
         };
+        // The job has what it needed; its identity ends with its report.
+        self.revoke_identity(&inv);
         let labels = complexity(inv.plan.complexity);
         self.metrics.completed.get_or_create(&labels).inc();
         self.metrics

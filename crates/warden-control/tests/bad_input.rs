@@ -36,9 +36,16 @@ async fn harness() -> Harness {
     config.server.max_body_bytes = 64 * 1024;
     config.correlation.group_wait_ms = 0;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plane = ControlPlane::start(config, store.clone(), Arc::new(runtime), (tx, rx), listener)
-        .await
-        .unwrap();
+    let plane = ControlPlane::start(
+        config,
+        store.clone(),
+        Arc::new(runtime),
+        None,
+        (tx, rx),
+        listener,
+    )
+    .await
+    .unwrap();
     Harness {
         plane,
         client: reqwest::Client::new(),

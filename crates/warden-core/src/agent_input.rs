@@ -35,12 +35,57 @@ pub struct AgentInput {
     pub report_url: String,
 }
 
+/// Which secrets backend issued a job's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretsBackend {
+    /// The control plane's embedded broker; secrets are read from
+    /// `GET {address}/api/v1/secrets/{domain}` with the credential as bearer.
+    Embedded,
+    /// OpenBao or Vault; the credential is a single-use response-wrapping
+    /// token the job unwraps into its own token.
+    Openbao,
+}
+
+/// A data domain the job may read, and where its secret lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainGrant {
+    pub name: String,
+    pub path: String,
+}
+
+/// The investigation's own identity for reading domain secrets.
+#[derive(Deserialize)]
+pub struct JobIdentity {
+    pub backend: SecretsBackend,
+    /// Base URL of the secrets backend.
+    pub address: String,
+    /// Safe to log: identifies the identity, grants nothing.
+    pub accessor: String,
+    pub domains: Vec<DomainGrant>,
+    pub credential: SecretString,
+}
+
+impl std::fmt::Debug for JobIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobIdentity")
+            .field("backend", &self.backend)
+            .field("address", &self.address)
+            .field("accessor", &self.accessor)
+            .field("domains", &self.domains)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The document on the job's standard input.
 #[derive(Deserialize)]
 pub struct JobInput {
     pub input: AgentInput,
     /// Sent as `Authorization: Bearer` when delivering the report.
     pub result_credential: SecretString,
+    /// Absent when no secrets backend is configured.
+    #[serde(default)]
+    pub identity: Option<JobIdentity>,
 }
 
 impl std::fmt::Debug for JobInput {

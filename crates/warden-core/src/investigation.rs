@@ -185,6 +185,10 @@ pub struct Investigation {
     /// Runtime-specific handle to find the job again after a restart
     /// (`pid:starttime` locally, the Job name in Kubernetes).
     pub job_ref: Option<String>,
+    /// The accessor of its secrets identity (never the credential), kept so
+    /// that the identity is revoked even after a control-plane restart.
+    #[serde(default)]
+    pub identity_accessor: Option<String>,
 }
 
 impl Investigation {
@@ -199,6 +203,7 @@ impl Investigation {
             started_at: None,
             finished_at: None,
             job_ref: None,
+            identity_accessor: None,
         }
     }
 

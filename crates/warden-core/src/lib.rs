@@ -17,7 +17,9 @@ pub mod report;
 pub mod telemetry;
 pub mod trust;
 
-pub use agent_input::{AgentInput, DataSourceConfig, JobInput};
+pub use agent_input::{
+    AgentInput, DataSourceConfig, DomainGrant, JobIdentity, JobInput, SecretsBackend,
+};
 pub use alert::{Alert, AlertStatus, Domain, Fingerprint};
 pub use evidence::{Evidence, EvidenceSource};
 pub use incident::{Incident, IncidentId, IncidentStatus, TopologyHint};

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, Command};
 use warden_core::ports::JobSpec;
-use warden_core::{AgentInput, InvestigationId, ResourceProfile};
+use warden_core::{AgentInput, DomainGrant, InvestigationId, ResourceProfile, SecretsBackend};
 
 use crate::cgroup::JobCgroups;
 use crate::logs;
@@ -44,6 +44,17 @@ const STDIN_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 struct StdinDocument<'a> {
     input: &'a AgentInput,
     result_credential: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<IdentityDocument<'a>>,
+}
+
+#[derive(Serialize)]
+struct IdentityDocument<'a> {
+    backend: SecretsBackend,
+    address: &'a str,
+    accessor: &'a str,
+    domains: &'a [DomainGrant],
+    credential: &'a str,
 }
 
 pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
@@ -235,6 +246,13 @@ pub(crate) fn stdin_document(spec: &JobSpec) -> serde_json::Result<SecretSlice<u
     serde_json::to_vec(&StdinDocument {
         input: &spec.agent_input,
         result_credential: spec.result_credential.expose_secret(),
+        identity: spec.identity.as_ref().map(|i| IdentityDocument {
+            backend: i.backend,
+            address: &i.address,
+            accessor: &i.accessor,
+            domains: &i.domains,
+            credential: i.credential.expose_secret(),
+        }),
     })
     .map(SecretSlice::from)
 }

@@ -278,6 +278,7 @@ impl SqliteStore {
             started_at: parse_opt_ts(r.get("started_at"))?,
             finished_at: parse_opt_ts(r.get("finished_at"))?,
             job_ref: r.get("job_ref"),
+            identity_accessor: r.get("identity_accessor"),
         })
     }
 }
@@ -291,7 +292,7 @@ fn failure_columns(state: &InvestigationState) -> (Option<&'static str>, Option<
     }
 }
 
-const INVESTIGATION_COLUMNS: &str = "id, incident_id, phase, plan, state, failure_reason, failure_detail, created_at, started_at, finished_at, job_ref";
+const INVESTIGATION_COLUMNS: &str = "id, incident_id, phase, plan, state, failure_reason, failure_detail, created_at, started_at, finished_at, job_ref, identity_accessor";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -338,8 +339,8 @@ impl Store for SqliteStore {
     async fn insert_investigation(&self, inv: &Investigation) -> Result<(), StoreError> {
         let (reason, detail) = failure_columns(&inv.state);
         let result = sqlx::query(
-            "INSERT INTO investigations (id, incident_id, phase, plan, state, failure_reason, failure_detail, created_at, started_at, finished_at, job_ref)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO investigations (id, incident_id, phase, plan, state, failure_reason, failure_detail, created_at, started_at, finished_at, job_ref, identity_accessor)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(inv.id.as_str())
         .bind(inv.incident_id.as_str())
@@ -352,6 +353,7 @@ impl Store for SqliteStore {
         .bind(inv.started_at.map(ts))
         .bind(inv.finished_at.map(ts))
         .bind(inv.job_ref.as_deref())
+        .bind(inv.identity_accessor.as_deref())
         .execute(&self.pool)
         .await;
         match result {
@@ -367,7 +369,7 @@ impl Store for SqliteStore {
         let (reason, detail) = failure_columns(&inv.state);
         let done = sqlx::query(
             "UPDATE investigations SET state = ?, failure_reason = ?, failure_detail = ?, started_at = ?,
-               finished_at = ?, job_ref = ?,
+               finished_at = ?, job_ref = ?, identity_accessor = ?,
                credential_hash = CASE WHEN ? THEN NULL ELSE credential_hash END
              WHERE id = ?",
         )
@@ -377,6 +379,7 @@ impl Store for SqliteStore {
         .bind(inv.started_at.map(ts))
         .bind(inv.finished_at.map(ts))
         .bind(inv.job_ref.as_deref())
+        .bind(inv.identity_accessor.as_deref())
         .bind(inv.state.is_terminal())
         .bind(inv.id.as_str())
         .execute(&self.pool)

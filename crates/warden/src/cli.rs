@@ -24,6 +24,12 @@ enum Command {
     /// Replay the shipped incident through an embedded control plane and
     /// print the diagnosis.
     Demo(DemoArgs),
+    /// Manage the embedded secrets store. Values are read from stdin or a
+    /// file, never from the command line.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// The investigation job's entrypoint (started by a runtime, not by hand).
     Agent {
         #[command(subcommand)]
@@ -67,6 +73,43 @@ pub struct DemoArgs {
     /// Address to serve the API on (default: 127.0.0.1:7878, or any free port if taken).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The data directory whose store to use (as for `warden serve`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (for the key file location and the domains).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Store a new secret at PATH (e.g. agent/data/network-monitoring).
+    Put {
+        path: String,
+        /// Read the value from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace the value of an existing secret; the next job sees it.
+    Rotate {
+        path: String,
+        /// Read the value from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List stored paths with their version and update time (never values).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +165,7 @@ pub fn main() -> ExitCode {
             init_tracing();
             runtime().and_then(|rt| rt.block_on(crate::serve::serve(args)))
         }
+        Command::Secrets { command } => crate::secrets::run(command),
         Command::Demo(args) => {
             if std::env::var_os("WARDEN_LOG").is_some() {
                 init_tracing();

@@ -20,7 +20,10 @@ use warden_core::{DataSourceConfig, Investigation, Report};
 use warden_demo::Scenario;
 
 use crate::cli::{DemoArgs, default_data_dir};
-use crate::serve::{prepare_data_dir, shutdown_signal, start};
+use crate::secrets::put_if_missing;
+use crate::serve::{embedded_broker, prepare_data_dir, shutdown_signal, start};
+use rand::RngCore;
+use secrecy::SecretString;
 
 /// A fixed seed: the demo shows the same storm every time.
 const SEED: u64 = 20261128;
@@ -75,6 +78,18 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.agent.data_sources = vec![DataSourceConfig::Bundle {
         path: bundle.display().to_string(),
     }];
+    // Each data domain gets a credential in the embedded store, so the
+    // investigations show the per-investigation identity flow. The values
+    // are random and never printed.
+    let store = embedded_broker(&config.secrets, &data_dir)?;
+    for domain in &config.secrets.domains {
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let value = SecretString::from(format!("demo-{}", hex::encode(bytes)));
+        put_if_missing(&store, &domain.path, &value)?;
+    }
+    drop(store);
+
     let listener = bind(listen).await?;
     let plane = start(config, &data_dir, listener).await?;
     let base = plane.url();
@@ -292,6 +307,11 @@ fn progress_line(line: &str) -> Option<String> {
             s("status"),
             v.get("score").and_then(Value::as_f64).unwrap_or(0.0),
             s("statement")
+        )),
+        "secret_read" => Some(format!(
+            "read the {} credential with its own identity {}",
+            s("domain"),
+            s("accessor")
         )),
         "breaker_tripped" => {
             Some("circuit breaker tripped: escalating with the findings so far".into())

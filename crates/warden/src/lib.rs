@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod demo;
+pub mod secrets;
 pub mod serve;

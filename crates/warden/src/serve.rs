@@ -5,9 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
+use warden_control::config::{SecretsBackendKind, SecretsConfig};
 use warden_control::{Config, ControlPlane, SchedulerEvents};
+use warden_core::ports::SecretBroker;
 use warden_runtime_local::{LocalRuntime, LocalRuntimeConfig};
+use warden_secrets::{EmbeddedBroker, KeySource, OpenBaoBroker, OpenBaoConfig, SecretsDomain};
 use warden_store::SqliteStore;
 
 use crate::cli::{RuntimeChoice, ServeArgs, default_data_dir};
@@ -49,15 +53,59 @@ pub async fn start(
     )
     .context("starting the local job runtime")?;
     tracing::info!(isolation = ?runtime.isolation(), "local runtime ready");
+    let broker = secrets_broker(&config.secrets, data_dir)?;
     let plane = ControlPlane::start(
         config,
         Arc::new(store),
         Arc::new(runtime),
+        broker,
         (tx, rx),
         listener,
     )
     .await?;
     Ok(plane)
+}
+
+fn domains(config: &SecretsConfig) -> Vec<SecretsDomain> {
+    config
+        .domains
+        .iter()
+        .map(|d| SecretsDomain::new(d.name.clone(), d.path.clone()))
+        .collect()
+}
+
+/// The embedded store lives in the data directory, its key beside it
+/// unless configured elsewhere.
+pub fn embedded_broker(config: &SecretsConfig, data_dir: &Path) -> anyhow::Result<EmbeddedBroker> {
+    let dir = data_dir.join("secrets");
+    let key = config.key_file.clone().unwrap_or_else(|| dir.join("key"));
+    Ok(EmbeddedBroker::open(&dir, KeySource::File(key))
+        .with_context(|| format!("opening the embedded secrets store in {}", dir.display()))?
+        .with_domains(domains(config))?)
+}
+
+fn secrets_broker(
+    config: &SecretsConfig,
+    data_dir: &Path,
+) -> anyhow::Result<Option<Arc<dyn SecretBroker>>> {
+    Ok(match config.backend {
+        SecretsBackendKind::None => None,
+        SecretsBackendKind::Embedded => Some(Arc::new(embedded_broker(config, data_dir)?)),
+        SecretsBackendKind::Openbao => {
+            let o = &config.openbao;
+            let token = std::fs::read_to_string(&o.token_file).with_context(|| {
+                format!("reading the OpenBao token from {}", o.token_file.display())
+            })?;
+            let mut bao = OpenBaoConfig::new(
+                o.address.clone(),
+                SecretString::from(token.trim().to_string()),
+            );
+            bao.namespace = o.namespace.clone();
+            bao.token_role = o.token_role.clone();
+            bao.domains = domains(config);
+            Some(Arc::new(OpenBaoBroker::new(bao)?))
+        }
+    })
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

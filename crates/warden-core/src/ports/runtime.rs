@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::agent_input::AgentInput;
+use crate::agent_input::{AgentInput, JobIdentity};
 use crate::investigation::InvestigationId;
 use crate::plan::Plan;
 use crate::trust::TrustPhase;
@@ -18,6 +18,9 @@ pub struct JobSpec {
     /// One-time credential for delivering the report. Handed over out of
     /// band (a pipe, a projected volume), never in argv or a persisted env.
     pub result_credential: SecretString,
+    /// The investigation's identity for domain secrets, handed over the
+    /// same way as the result credential.
+    pub identity: Option<JobIdentity>,
 }
 
 impl std::fmt::Debug for JobSpec {

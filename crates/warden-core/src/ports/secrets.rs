@@ -34,6 +34,9 @@ pub enum SecretError {
     Unavailable(String),
     #[error("secrets backend refused: {0}")]
     Denied(String),
+    /// Nothing is stored where the domain's secret should be.
+    #[error("not found: {0}")]
+    NotFound(String),
     #[error("secrets backend error: {0}")]
     Backend(String),
 }
@@ -50,5 +53,27 @@ pub trait SecretBroker: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> Result<IssuedIdentity, SecretError>;
     /// Revokes the identity and every lease it created. Idempotent.
-    async fn revoke(&self, investigation: &InvestigationId) -> Result<(), SecretError>;
+    /// `accessor` is what `issue` returned, as the caller recorded it: a
+    /// restarted control plane revokes by it, since the broker's memory of
+    /// earlier issues may be gone.
+    async fn revoke(
+        &self,
+        investigation: &InvestigationId,
+        accessor: Option<&str>,
+    ) -> Result<(), SecretError>;
+
+    /// Serves a domain secret to a job presenting its credential, for
+    /// brokers that deliver secrets through the control plane (the embedded
+    /// one). Backends that jobs read from directly refuse.
+    async fn read(
+        &self,
+        credential: &SecretString,
+        domain: &str,
+    ) -> Result<SecretString, SecretError> {
+        let _ = (credential, domain);
+        Err(SecretError::Denied(format!(
+            "{} does not serve secrets through the control plane",
+            self.name()
+        )))
+    }
 }

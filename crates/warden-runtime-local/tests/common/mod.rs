@@ -274,6 +274,7 @@ pub fn spec(role: &str, profile: ResourceProfile, deadline_in: Duration) -> (Job
         deadline,
         agent_input,
         result_credential: SecretString::from(credential.clone()),
+        identity: None,
     };
     (spec, credential)
 }
