@@ -147,3 +147,30 @@ pub fn generic_incident(title: &str) -> Value {
         "alerts": [{"labels": {"alertname": "Synthetic", "service": title.replace(' ', "-"), "namespace": title.replace(' ', "-")}}]
     })
 }
+
+/// The demo scenario's telemetry bundle written under `dir`, and its
+/// dependency edges as configuration JSON.
+pub fn demo_bundle(dir: &Path, seed: u64) -> (warden_demo::Scenario, PathBuf, Value) {
+    let scenario = warden_demo::Scenario::firewall_cascade(warden_demo::default_base(), seed);
+    let bundle = dir.join("telemetry");
+    scenario.write_bundle(&bundle).expect("write the bundle");
+    let topology: Vec<Value> = scenario
+        .topology_hints()
+        .iter()
+        .map(|e| serde_json::json!({"from": e.from, "to": e.to}))
+        .collect();
+    (scenario, bundle, Value::Array(topology))
+}
+
+/// A job command that misbehaves on purpose by incident title — `hog…`
+/// allocates without bound, `spin…` loops forever — and otherwise runs the
+/// real agent (`$1`) with the same input.
+pub const MISBEHAVING_JOB: &str = r#"#!/bin/sh
+input=$(cat)
+case "$input" in
+  *'"title":"hog'*) exec python3 -c 'x = []
+while True: x.append(bytearray(32 * 1024 * 1024))' ;;
+  *'"title":"spin'*) exec sh -c 'while :; do :; done' ;;
+  *) printf '%s' "$input" | exec "$1" agent run ;;
+esac
+"#;

@@ -15,19 +15,11 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use warden_demo::Scenario;
 
 #[test]
 fn the_demo_storm_becomes_one_incident_diagnosed_as_the_firewall_change() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario::firewall_cascade(warden_demo::default_base(), 7);
-    let bundle = dir.path().join("telemetry");
-    scenario.write_bundle(&bundle).unwrap();
-    let topology: Vec<Value> = scenario
-        .topology_hints()
-        .iter()
-        .map(|e| serde_json::json!({"from": e.from, "to": e.to}))
-        .collect();
+    let (scenario, bundle, topology) = demo_bundle(dir.path(), 7);
     let config = serde_json::json!({
         "correlation": {"topology": topology, "group_wait_ms": 1500},
         "agent": {"data_sources": [{"kind": "bundle", "path": bundle}]},

@@ -15,25 +15,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// The job command: misbehaves on purpose for incidents titled `hog` or
-/// `spin`, otherwise runs the real agent with the same input.
-const WRAPPER: &str = r#"#!/bin/sh
-input=$(cat)
-case "$input" in
-  *'"title":"hog'*) exec python3 -c 'x = []
-while True: x.append(bytearray(32 * 1024 * 1024))' ;;
-  *'"title":"spin'*) exec sh -c 'while :; do :; done' ;;
-  *) printf '%s' "$input" | exec "$1" agent run ;;
-esac
-"#;
-
 #[test]
 fn a_memory_hog_and_a_runaway_loop_are_killed_while_a_normal_investigation_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = warden_demo::Scenario::firewall_cascade(warden_demo::default_base(), 3);
-    let bundle = dir.path().join("telemetry");
-    scenario.write_bundle(&bundle).unwrap();
-    let wrapper = write(&dir.path().join("job.sh"), WRAPPER);
+    let (_, bundle, _) = demo_bundle(dir.path(), 3);
+    let wrapper = write(&dir.path().join("job.sh"), MISBEHAVING_JOB);
     let config = serde_json::json!({
         "correlation": {"group_wait_ms": 0},
         "planner": {"simple": {

@@ -19,15 +19,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const HOG: &str = r#"#!/bin/sh
-input=$(cat)
-case "$input" in
-  *'"title":"hog'*) exec python3 -c 'x = []
-while True: x.append(bytearray(32 * 1024 * 1024))' ;;
-  *) printf '%s' "$input" | exec "$1" agent run ;;
-esac
-"#;
-
 fn secrets(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(WARDEN)
         .arg("secrets")
@@ -110,15 +101,8 @@ fn secrets_are_scoped_per_investigation_revoked_at_the_end_and_never_leak() {
     );
     assert!(!listed.contains("agent/data/empty"), "{listed}");
 
-    let scenario = warden_demo::Scenario::firewall_cascade(warden_demo::default_base(), 11);
-    let bundle = dir.path().join("telemetry");
-    scenario.write_bundle(&bundle).unwrap();
-    let wrapper = write(&dir.path().join("job.sh"), HOG);
-    let topology: Vec<Value> = scenario
-        .topology_hints()
-        .iter()
-        .map(|e| serde_json::json!({"from": e.from, "to": e.to}))
-        .collect();
+    let (scenario, bundle, topology) = demo_bundle(dir.path(), 11);
+    let wrapper = write(&dir.path().join("job.sh"), MISBEHAVING_JOB);
     let config = serde_json::json!({
         "correlation": {"topology": topology, "group_wait_ms": 1000},
         "planner": {"simple": {

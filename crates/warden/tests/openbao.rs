@@ -101,9 +101,7 @@ impl Drop for Bao {
 }
 
 fn config_for(dir: &std::path::Path, address: &str, token_file: &std::path::Path) -> PathBuf {
-    let scenario = warden_demo::Scenario::firewall_cascade(warden_demo::default_base(), 13);
-    let bundle = dir.join("telemetry");
-    scenario.write_bundle(&bundle).unwrap();
+    let (_, bundle, _) = demo_bundle(dir, 13);
     let config = serde_json::json!({
         "correlation": {"group_wait_ms": 0},
         "agent": {"data_sources": [{"kind": "bundle", "path": bundle}]},

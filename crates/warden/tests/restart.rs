@@ -29,9 +29,7 @@ esac
 #[test]
 fn a_control_plane_crash_neither_loses_nor_duplicates_an_investigation() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = warden_demo::Scenario::firewall_cascade(warden_demo::default_base(), 5);
-    let bundle = dir.path().join("telemetry");
-    scenario.write_bundle(&bundle).unwrap();
+    let (_, bundle, _) = demo_bundle(dir.path(), 5);
     let wrapper = write(&dir.path().join("job.sh"), WRAPPER);
     let starts = dir.path().join("starts.txt");
     let config = serde_json::json!({
