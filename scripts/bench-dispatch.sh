@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/scripts/bench
-# shellcheck source=bench/lib.sh
+# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
 source "$HERE/lib.sh"
 
 K=${K:-60}
@@ -30,6 +30,7 @@ WARDEN=$(bench_build_warden "$ROOT")
 
 WORK=$(mktemp -d /tmp/warden-bench-dispatch.XXXXXX)
 WARDEN_PID=""
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     [ -n "$WARDEN_PID" ] && bench_stop "$WARDEN_PID"
     if [ "${KEEP:-0}" = 1 ]; then
@@ -61,7 +62,7 @@ WARDEN_PID=$!
 bench_wait_http "http://127.0.0.1:$PORT/healthz" "$WARDEN_PID"
 DATA=$(cd "$WORK/data" && pwd -P)
 
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p')"
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for run in $(seq "$RUNS"); do
     echo
     echo "run $run:"
@@ -81,7 +82,13 @@ p90 = total[round(0.9 * (len(total) - 1))]
 print(f"all runs ({len(total)} incidents): median {statistics.median(total):.1f} ms, p90 {p90:.1f} ms, max {total[-1]:.1f} ms")
 EOF
 METRICS=$(curl -fsS "http://127.0.0.1:$PORT/metrics")
-sed -En 's/^(warden_)?dispatch_latency[^ ]*_(sum|count)[^ ]* ([0-9.e+]+).*$/warden metric dispatch_latency \2: \3/p' <<<"$METRICS" || true
+sum=$(sed -En 's/^(warden_)?dispatch_latency[^ ]*_sum[^ ]* ([0-9.e+]+).*$/\2/p' <<<"$METRICS")
+count=$(sed -En 's/^(warden_)?dispatch_latency[^ ]*_count[^ ]* ([0-9.e+]+).*$/\2/p' <<<"$METRICS")
+if [ -n "$sum" ] && [ -n "$count" ] && [ "$count" != 0 ]; then
+    # The control plane's own view: incident ready -> runtime.start() returned
+    # (spawned, limited, recorded), without HTTP and the intake commit.
+    awk -v s="$sum" -v c="$count" 'BEGIN { printf "warden_dispatch_latency_seconds: mean %.1f ms over %d starts (ready -> job started and recorded)\n", s / c * 1000, c }'
+fi
 STARTED=$(find "$DATA/jobs" -path '*/work/started' | wc -l)
 echo "jobs started: $STARTED (expected $((K * RUNS)))"
 [ "$STARTED" -eq $((K * RUNS)) ] || bench_die "expected $((K * RUNS)) started jobs, found $STARTED"

@@ -24,7 +24,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/scripts/bench
-# shellcheck source=bench/lib.sh
+# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
 source "$HERE/lib.sh"
 
 BATCHES=${BATCHES:-200}
@@ -48,6 +48,7 @@ WORK=$(mktemp -d /tmp/warden-bench-intake.XXXXXX)
 WARDEN_PID=""
 AM_PID=""
 PERF_PID=""
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     [ -n "$PERF_PID" ] && bench_stop "$PERF_PID"
     [ -n "$WARDEN_PID" ] && bench_stop "$WARDEN_PID"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the benchmark scripts (sourced, not run).
 
 bench_log() { printf '==> %s\n' "$*" >&2; }
@@ -36,10 +37,10 @@ bench_wait_http() {
 
 # Stops a process we started: SIGTERM, then SIGKILL after 5 s.
 bench_stop() {
-    local pid=$1 i
+    local pid=$1 _
     kill -0 "$pid" 2>/dev/null || return 0
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -50,7 +51,7 @@ bench_stop() {
 bench_build_warden() {
     local root=$1
     bench_log "building warden (release)"
-    (cd "$root" && cargo build --release -p warden --quiet) >&2
+    (cd "$root" && cargo build --release -p warden --quiet) >&2 || bench_die "cargo build --release -p warden failed"
     local target=${CARGO_TARGET_DIR:-$root/target}
     [ -x "$target/release/warden" ] || bench_die "no binary at $target/release/warden"
     printf '%s\n' "$target/release/warden"

@@ -22,6 +22,11 @@ pub enum PayloadError {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, PayloadError> {
+    // The fast path; the path-tracking decoder only runs to explain a
+    // failure, so messages stay exact while valid bodies parse at full speed.
+    if let Ok(v) = serde_json::from_slice::<T>(body) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -68,7 +68,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -161,11 +163,18 @@ impl SqliteStore {
                     .push_bind(a.generator_url.as_deref())
                     .push_bind(now);
             });
+            // A re-send that changes nothing is not written again: most of
+            // a storm's traffic is Alertmanager repeating itself, and
+            // rewriting identical rows dominated the cost of a commit.
             q.push(
                 " ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,
                   starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels,
                   annotations = excluded.annotations, generator_url = excluded.generator_url,
-                  updated_at = excluded.updated_at",
+                  updated_at = excluded.updated_at
+                WHERE alerts.status IS NOT excluded.status OR alerts.starts_at IS NOT excluded.starts_at
+                  OR alerts.ends_at IS NOT excluded.ends_at OR alerts.labels IS NOT excluded.labels
+                  OR alerts.annotations IS NOT excluded.annotations
+                  OR alerts.generator_url IS NOT excluded.generator_url",
             );
             q.build().execute(&mut **tx).await.map_err(backend)?;
         }
