@@ -30,6 +30,16 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Score warden's engines on public benchmarks.
+    Eval {
+        #[command(subcommand)]
+        command: crate::eval::EvalCommand,
+    },
+    /// Work with log files (template mining).
+    Logs {
+        #[command(subcommand)]
+        command: crate::logs::LogsCommand,
+    },
     /// The investigation job's entrypoint (started by a runtime, not by hand).
     Agent {
         #[command(subcommand)]
@@ -166,6 +176,8 @@ pub fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(crate::serve::serve(args)))
         }
         Command::Secrets { command } => crate::secrets::run(command),
+        Command::Eval { command } => crate::eval::run(command),
+        Command::Logs { command } => crate::logs::run(command),
         Command::Demo(args) => {
             if std::env::var_os("WARDEN_LOG").is_some() {
                 init_tracing();

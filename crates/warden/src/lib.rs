@@ -6,5 +6,8 @@
 
 pub mod cli;
 pub mod demo;
+pub mod eval;
+pub mod eval_nezha;
+pub mod logs;
 pub mod secrets;
 pub mod serve;
