@@ -11,7 +11,10 @@
 //!   the similarity threshold no longer has to compensate for ids;
 //! - templates whose shape becomes identical once runs of `<*>` are
 //!   collapsed are merged, which rejoins lines whose variable parts have a
-//!   varying number of words.
+//!   varying number of words;
+//! - a position where lines differ only in plain words stays constant until
+//!   it has shown more than a handful of distinct words, so `GET`/`POST`
+//!   lines stay apart while user names become `<*>`.
 //!
 //! [`format::LogFormat`] strips headers described in Loghub's format
 //! language; [`eval`] scores a miner against the Loghub-2k labels.

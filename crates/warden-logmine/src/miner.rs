@@ -6,6 +6,13 @@
 //! a masked token sequence seen before straight to its template, which is
 //! what most lines of a real log hit. Memory grows with the number of
 //! distinct templates and tokens, never with the number of lines.
+//!
+//! Plain words (keywords such as `GET`/`POST` or `Paused`/`Resumed`) are
+//! not generalised on first sight: two lines that differ in a keyword stay
+//! apart until that position of their bucket has carried more than
+//! [`MinerConfig::keyword_variety`] distinct keywords, which marks it as a
+//! variable (user names, weekdays); the templates it kept apart are then
+//! merged.
 
 use rustc_hash::FxHashMap;
 
@@ -26,6 +33,9 @@ pub struct MinerConfig {
     /// Masked token sequences remembered for the exact-repeat fast path;
     /// the cache is cleared when full, which bounds its memory.
     pub cache_capacity: usize,
+    /// A position whose lines carried at most this many distinct keywords
+    /// is treated as constant: lines differing there stay apart.
+    pub keyword_variety: usize,
 }
 
 impl Default for MinerConfig {
@@ -33,6 +43,7 @@ impl Default for MinerConfig {
         MinerConfig {
             similarity: 0.7,
             cache_capacity: 1 << 16,
+            keyword_variety: 5,
         }
     }
 }
@@ -62,6 +73,9 @@ struct Interner {
     texts: Vec<Box<str>>,
     /// Whether a token may key a bucket: a plain word, not a value.
     word: Vec<bool>,
+    /// Whether a token looks like a keyword: letters only once surrounding
+    /// punctuation is stripped (`GET`, `"POST`, `Paused`).
+    keyword: Vec<bool>,
 }
 
 impl Interner {
@@ -80,9 +94,14 @@ impl Interner {
             && token
                 .bytes()
                 .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b':'));
+        let core = token.trim_matches(|c: char| c.is_ascii_punctuation());
+        let keyword = !token.contains(WILDCARD)
+            && !core.is_empty()
+            && core.bytes().all(|b| b.is_ascii_alphabetic());
         self.ids.insert(token.into(), id);
         self.texts.push(token.into());
         self.word.push(word);
+        self.keyword.push(keyword);
         id
     }
 
@@ -92,6 +111,10 @@ impl Interner {
 
     fn is_word(&self, id: u32) -> bool {
         self.word.get(id as usize).copied().unwrap_or(false)
+    }
+
+    fn is_keyword(&self, id: u32) -> bool {
+        self.keyword.get(id as usize).copied().unwrap_or(false)
     }
 }
 
@@ -104,6 +127,9 @@ pub struct Miner {
     buckets: FxHashMap<(usize, u32), Vec<usize>>,
     cache: FxHashMap<Vec<u32>, usize>,
     shapes: FxHashMap<Vec<u32>, usize>,
+    /// Distinct keywords seen per (token count, lead, position), capped just
+    /// above [`MinerConfig::keyword_variety`].
+    variety: FxHashMap<(usize, u32, usize), Vec<u32>>,
     lines: u64,
     scratch_tokens: Vec<u32>,
     scratch_text: String,
@@ -118,6 +144,7 @@ impl Miner {
             buckets: FxHashMap::default(),
             cache: FxHashMap::default(),
             shapes: FxHashMap::default(),
+            variety: FxHashMap::default(),
             lines: 0,
             scratch_tokens: Vec::new(),
             scratch_text: String::new(),
@@ -174,6 +201,20 @@ impl Miner {
             .filter(|&t| self.interner.is_word(t))
             .unwrap_or(WILD);
         let key = (tokens.len(), lead);
+        let cap = self.config.keyword_variety;
+        let mut became_variable = false;
+        for (pos, &t) in tokens.iter().enumerate() {
+            if self.interner.is_keyword(t) {
+                let seen = self.variety.entry((key.0, key.1, pos)).or_default();
+                if seen.len() <= cap && !seen.contains(&t) {
+                    seen.push(t);
+                    became_variable |= seen.len() > cap;
+                }
+            }
+        }
+        if became_variable {
+            self.regroup(key);
+        }
         let mut best: Option<(usize, usize)> = None;
         for &c in self
             .buckets
@@ -184,12 +225,9 @@ impl Miner {
             let Some(cluster) = self.clusters.get(c) else {
                 continue;
             };
-            let same = cluster
-                .tokens
-                .iter()
-                .zip(tokens)
-                .filter(|(a, b)| a == b)
-                .count();
+            let Some(same) = self.agreement(key, &cluster.tokens, tokens) else {
+                continue;
+            };
             if best.is_none_or(|(_, s)| same > s) {
                 best = Some((c, same));
             }
@@ -208,6 +246,7 @@ impl Miner {
                 }
             }
             if changed {
+                self.absorb(key, c);
                 self.reshape(c);
             }
             return c;
@@ -256,6 +295,95 @@ impl Miner {
         self.shapes.insert(shape, root);
         if let Some(r) = self.clusters.get_mut(root) {
             r.template.text = text;
+        }
+    }
+
+    /// Positions on which `a` and `b` agree, or `None` when they differ in
+    /// a keyword at a position that has not proved variable.
+    fn agreement(&self, key: (usize, u32), a: &[u32], b: &[u32]) -> Option<usize> {
+        let cap = self.config.keyword_variety;
+        let mut same = 0;
+        for (pos, (&x, &y)) in a.iter().zip(b).enumerate() {
+            if x == y {
+                same += 1;
+            } else if self.interner.is_keyword(x)
+                && self.interner.is_keyword(y)
+                && self
+                    .variety
+                    .get(&(key.0, key.1, pos))
+                    .is_none_or(|v| v.len() <= cap)
+            {
+                return None;
+            }
+        }
+        Some(same)
+    }
+
+    /// Once a position of bucket `key` proves variable, merges the
+    /// templates of the bucket that it alone kept apart.
+    fn regroup(&mut self, key: (usize, u32)) {
+        let Some(members) = self.buckets.get(&key).cloned() else {
+            return;
+        };
+        let needed = self.config.similarity * key.0 as f64;
+        for (i, &a) in members.iter().enumerate() {
+            for &b in members.iter().skip(i + 1) {
+                if self.find(a) == self.find(b) {
+                    continue;
+                }
+                let (Some(ta), Some(tb)) = (
+                    self.clusters.get(a).map(|c| c.tokens.clone()),
+                    self.clusters.get(b).map(|c| c.tokens.clone()),
+                ) else {
+                    continue;
+                };
+                if self
+                    .agreement(key, &ta, &tb)
+                    .is_some_and(|same| same as f64 >= needed)
+                {
+                    let mut joined = ta;
+                    for (have, other) in joined.iter_mut().zip(&tb) {
+                        if have != other {
+                            *have = WILD;
+                        }
+                    }
+                    for c in [a, b] {
+                        if let Some(cluster) = self.clusters.get_mut(c) {
+                            cluster.tokens.clone_from(&joined);
+                        }
+                        self.reshape(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Merges into `c` every other template of its bucket that `c` now
+    /// covers, i.e. equal wherever `c` is not a wildcard: lines kept apart
+    /// before a position proved variable rejoin once it has.
+    fn absorb(&mut self, key: (usize, u32), c: usize) {
+        let Some(members) = self.buckets.get(&key).cloned() else {
+            return;
+        };
+        let Some(pattern) = self.clusters.get(c).map(|x| x.tokens.clone()) else {
+            return;
+        };
+        for o in members {
+            if self.find(o) == self.find(c) {
+                continue;
+            }
+            let covered = self.clusters.get(o).is_some_and(|other| {
+                pattern
+                    .iter()
+                    .zip(&other.tokens)
+                    .all(|(&p, &t)| p == WILD || p == t)
+            });
+            if covered {
+                if let Some(other) = self.clusters.get_mut(o) {
+                    other.tokens.clone_from(&pattern);
+                }
+                self.reshape(o);
+            }
         }
     }
 
@@ -335,8 +463,8 @@ mod tests {
     #[test]
     fn lines_differing_in_values_share_a_template() {
         let mut m = Miner::default();
-        let a = m.add("timeout acquiring connection from pool orders after 5000 ms");
-        let b = m.add("timeout acquiring connection from pool payments after 5000 ms");
+        let a = m.add("timeout acquiring connection from pool db-1 after 5000 ms");
+        let b = m.add("timeout acquiring connection from pool db-2 after 7000 ms");
         let c = m.add("user 42 logged in");
         assert_eq!(m.template_of(a).unwrap().id, m.template_of(b).unwrap().id);
         assert_ne!(a, c);
@@ -348,6 +476,34 @@ mod tests {
         assert_eq!((t.count, t.first_line, t.last_line), (2, 1, 2));
         assert_eq!(m.template_of(c).unwrap().text, "user <*> logged in");
         assert_eq!(m.templates().count(), 2);
+    }
+
+    #[test]
+    fn lines_differing_only_in_a_keyword_stay_apart() {
+        let mut m = Miner::default();
+        let get = m.add("10.0.0.1 \"GET /v2/9/servers HTTP/1.1\" status: 200");
+        let post = m.add("10.0.0.2 \"POST /v2/9/servers HTTP/1.1\" status: 202");
+        let get2 = m.add("10.0.0.3 \"GET /v2/7/servers HTTP/1.1\" status: 404");
+        assert_ne!(m.template_of(get), m.template_of(post));
+        assert_eq!(m.template_of(get), m.template_of(get2));
+        assert!(m.template_of(post).unwrap().text.contains("\"POST"));
+    }
+
+    #[test]
+    fn a_position_with_many_keywords_becomes_a_variable() {
+        let mut m = Miner::default();
+        let names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
+        let ids: Vec<_> = names
+            .iter()
+            .map(|n| m.add(&format!("accepted login for user {n} from host")))
+            .collect();
+        let first = m.template_of(ids[0]).unwrap().id;
+        assert!(ids.iter().all(|&i| m.template_of(i).unwrap().id == first));
+        assert_eq!(
+            m.template_of(first).unwrap().text,
+            "accepted login for user <*> from host"
+        );
+        assert_eq!(m.template_of(first).unwrap().count, 7);
     }
 
     #[test]
