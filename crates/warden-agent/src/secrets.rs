@@ -51,92 +51,95 @@ impl std::fmt::Debug for DomainSecrets {
 pub async fn fetch(identity: &JobIdentity, events: &mut EventLog) -> DomainSecrets {
     let mut out = DomainSecrets::default();
     let accessor = identity.accessor.as_str();
-    match identity.backend {
-        SecretsBackend::Embedded => {
-            let client = match reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    events.warn(
-                        "secrets_unavailable",
-                        json!({"accessor": accessor, "error": e.to_string()}),
-                    );
-                    return out;
-                }
-            };
-            for grant in &identity.domains {
-                let url = format!(
-                    "{}/api/v1/secrets/{}",
-                    identity.address.trim_end_matches('/'),
-                    grant.name
-                );
-                let answer = client
-                    .get(url)
-                    .bearer_auth(secrecy::ExposeSecret::expose_secret(&identity.credential))
-                    .send()
-                    .await;
-                match answer {
-                    Ok(r) if r.status().is_success() => match r.text().await {
-                        Ok(value) => {
-                            out.values
-                                .insert(grant.name.clone(), SecretString::from(value));
-                            events.info(
-                                "secret_read",
-                                json!({"domain": grant.name, "accessor": accessor}),
-                            );
-                        }
-                        Err(e) => unavailable(events, &grant.name, accessor, &e.to_string()),
-                    },
-                    Ok(r) => unavailable(
-                        events,
-                        &grant.name,
-                        accessor,
-                        &format!("HTTP {}", r.status().as_u16()),
-                    ),
-                    Err(e) => unavailable(events, &grant.name, accessor, &e.to_string()),
-                }
-            }
-        }
-        SecretsBackend::Openbao => {
-            let client = match JobClient::new(&identity.address) {
-                Ok(c) => c,
-                Err(e) => {
-                    events.warn(
-                        "secrets_unavailable",
-                        json!({"accessor": accessor, "error": e.to_string()}),
-                    );
-                    return out;
-                }
-            };
-            // The wrapping token works once: whoever unwraps it first owns
-            // the identity, and a second unwrap (by anyone) fails loudly.
-            let token = match client.unwrap(&identity.credential).await {
-                Ok(t) => t,
-                Err(e) => {
-                    events.error(
-                        "secrets_unavailable",
-                        json!({"accessor": accessor, "error": e.to_string()}),
-                    );
-                    return out;
-                }
-            };
-            for grant in &identity.domains {
-                match client.read_kv(&token, &grant.path).await {
-                    Ok(value) => {
-                        out.values.insert(grant.name.clone(), value);
-                        events.info(
-                            "secret_read",
-                            json!({"domain": grant.name, "accessor": accessor}),
-                        );
-                    }
-                    Err(e) => unavailable(events, &grant.name, accessor, &e.to_string()),
-                }
-            }
-        }
+    let read = match identity.backend {
+        SecretsBackend::Embedded => read_embedded(identity, &mut out, events).await,
+        SecretsBackend::Openbao => read_openbao(identity, &mut out, events).await,
+    };
+    // Only a failure before any domain could be tried lands here; a
+    // domain that cannot be read is logged on its own.
+    if let Err(error) = read {
+        events.error(
+            "secrets_unavailable",
+            json!({"accessor": accessor, "error": error}),
+        );
     }
     out
+}
+
+/// One domain's answer: kept and logged, or logged as unavailable.
+fn record(
+    out: &mut DomainSecrets,
+    events: &mut EventLog,
+    domain: &str,
+    accessor: &str,
+    value: Result<SecretString, String>,
+) {
+    match value {
+        Ok(v) => {
+            out.values.insert(domain.to_string(), v);
+            events.info(
+                "secret_read",
+                json!({"domain": domain, "accessor": accessor}),
+            );
+        }
+        Err(error) => unavailable(events, domain, accessor, &error),
+    }
+}
+
+async fn read_embedded(
+    identity: &JobIdentity,
+    out: &mut DomainSecrets,
+    events: &mut EventLog,
+) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    for grant in &identity.domains {
+        let url = format!(
+            "{}/api/v1/secrets/{}",
+            identity.address.trim_end_matches('/'),
+            grant.name
+        );
+        let value = match client
+            .get(url)
+            .bearer_auth(secrecy::ExposeSecret::expose_secret(&identity.credential))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r
+                .text()
+                .await
+                .map(SecretString::from)
+                .map_err(|e| e.to_string()),
+            Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+            Err(e) => Err(e.to_string()),
+        };
+        record(out, events, &grant.name, &identity.accessor, value);
+    }
+    Ok(())
+}
+
+async fn read_openbao(
+    identity: &JobIdentity,
+    out: &mut DomainSecrets,
+    events: &mut EventLog,
+) -> Result<(), String> {
+    let client = JobClient::new(&identity.address).map_err(|e| e.to_string())?;
+    // The wrapping token works once: whoever unwraps it first owns the
+    // identity, and a second unwrap (by anyone) fails loudly.
+    let token = client
+        .unwrap(&identity.credential)
+        .await
+        .map_err(|e| e.to_string())?;
+    for grant in &identity.domains {
+        let value = client
+            .read_kv(&token, &grant.path)
+            .await
+            .map_err(|e| e.to_string());
+        record(out, events, &grant.name, &identity.accessor, value);
+    }
+    Ok(())
 }
 
 fn unavailable(events: &mut EventLog, domain: &str, accessor: &str, error: &str) {

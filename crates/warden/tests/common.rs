@@ -174,3 +174,22 @@ while True: x.append(bytearray(32 * 1024 * 1024))' ;;
   *) printf '%s' "$input" | exec "$1" agent run ;;
 esac
 "#;
+
+/// Runs the `warden` binary with `args`, feeding `stdin`, and waits.
+pub fn run_warden<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(WARDEN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start warden");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for warden")
+}

@@ -11,32 +11,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
 fn secrets(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(WARDEN)
-        .arg("secrets")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut argv: Vec<std::ffi::OsString> = vec!["secrets".into()];
+    argv.extend(args.iter().map(Into::into));
+    argv.extend(["--data-dir".into(), data.as_os_str().to_owned()]);
+    let out = run_warden(&argv, stdin);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

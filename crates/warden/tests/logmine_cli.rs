@@ -1,27 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `warden logs mine` and `warden eval loghub` as a user runs them.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+mod common;
 
 fn warden(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(WARDEN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_warden(args, stdin)
 }
 
 fn loghub() -> PathBuf {
