@@ -3,15 +3,14 @@
 //! Unknown keys are errors (a typo must not silently fall back to a
 //! default), and each error names the line and the field.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use warden_core::{DataSourceConfig, PlannerConfig, TrustPhase};
+use warden_core::{DataSourceConfig, Environment, Phases, PlannerConfig, TrustPhase};
 use warden_correlate::CorrelationConfig;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -20,6 +19,57 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub agent: AgentConfig,
     pub secrets: SecretsConfig,
+    pub namespaces: NamespacesConfig,
+    pub environments: Vec<Environment>,
+    /// What each trust phase may read and do.
+    pub phases: Phases,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let secrets = SecretsConfig::default();
+        let domains: Vec<String> = secrets.domains.iter().map(|d| d.name.clone()).collect();
+        Config {
+            server: ServerConfig::default(),
+            correlation: CorrelationConfig::default(),
+            planner: PlannerConfig::default(),
+            runtime: RuntimeConfig::default(),
+            agent: AgentConfig::default(),
+            secrets,
+            namespaces: NamespacesConfig::default(),
+            environments: Environment::defaults(),
+            phases: Phases::defaults(&domains),
+        }
+    }
+}
+
+/// The Kubernetes namespaces warden works in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespacesConfig {
+    /// Where the control plane runs.
+    pub control: String,
+    /// Where investigation and remediation jobs run.
+    pub investigations: String,
+    /// Namespaces whose workloads the agent may read and act on.
+    pub targets: Vec<String>,
+    /// Never read or acted on, whatever a policy says.
+    pub protected: Vec<String>,
+}
+
+impl Default for NamespacesConfig {
+    fn default() -> Self {
+        NamespacesConfig {
+            control: "warden-system".into(),
+            investigations: "warden-investigations".into(),
+            targets: vec!["default".into()],
+            protected: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,8 +193,6 @@ pub struct SecretsConfig {
     pub key_file: Option<PathBuf>,
     pub openbao: OpenBaoSettings,
     pub domains: Vec<SecretsDomainConfig>,
-    /// Domains each trust phase may read (before the plan narrows them).
-    pub phase_domains: BTreeMap<TrustPhase, Vec<String>>,
 }
 
 fn domain(name: &str, path: &str, serves: &[&str]) -> SecretsDomainConfig {
@@ -177,21 +225,16 @@ impl Default for SecretsConfig {
             ),
             domain("llm-inference", "agent/data/llm/inference", &["*"]),
         ];
-        let all: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
         SecretsConfig {
             backend: SecretsBackendKind::Embedded,
             key_file: None,
             openbao: OpenBaoSettings::default(),
-            phase_domains: TrustPhase::ALL
-                .into_iter()
-                .map(|p| (p, all.clone()))
-                .collect(),
             domains,
         }
     }
 }
 
-impl SecretsConfig {
+impl Config {
     /// The domains an investigation in `phase` spanning `plan_domains` is
     /// granted: those its phase allows that serve one of its domains.
     pub fn grants(
@@ -199,8 +242,9 @@ impl SecretsConfig {
         phase: TrustPhase,
         plan_domains: &[warden_core::Domain],
     ) -> Vec<&SecretsDomainConfig> {
-        let allowed = self.phase_domains.get(&phase).cloned().unwrap_or_default();
-        self.domains
+        let allowed = &self.phases.get(phase).readable_domains;
+        self.secrets
+            .domains
             .iter()
             .filter(|d| allowed.contains(&d.name))
             .filter(|d| {
@@ -210,7 +254,9 @@ impl SecretsConfig {
             })
             .collect()
     }
+}
 
+impl SecretsConfig {
     fn validate(&self, problems: &mut Vec<String>) {
         let mut names = std::collections::BTreeSet::new();
         for (i, d) in self.domains.iter().enumerate() {
@@ -238,15 +284,6 @@ impl SecretsConfig {
                     "secrets.domains[{i}].path {:?}: a relative path without empty or '..' parts",
                     d.path
                 ));
-            }
-        }
-        for (phase, list) in &self.phase_domains {
-            for name in list {
-                if !names.contains(name) {
-                    problems.push(format!(
-                        "secrets.phase_domains.{phase}: unknown domain {name:?}"
-                    ));
-                }
             }
         }
     }
@@ -308,6 +345,25 @@ impl Config {
             problems.push("runtime.command: the program must not be empty".into());
         }
         self.secrets.validate(&mut problems);
+        let domains: Vec<String> = self
+            .secrets
+            .domains
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        problems.extend(self.phases.validate(&domains));
+        let mut envs = std::collections::BTreeSet::new();
+        for (i, e) in self.environments.iter().enumerate() {
+            if e.name.is_empty() || !envs.insert(e.name.as_str()) {
+                problems.push(format!(
+                    "environments[{i}].name {:?}: empty or declared twice",
+                    e.name
+                ));
+            }
+        }
+        if self.environments.is_empty() {
+            problems.push("environments: declare at least one environment".into());
+        }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }

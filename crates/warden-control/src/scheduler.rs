@@ -334,7 +334,6 @@ impl Scheduler {
         };
         let grants: Vec<DomainGrant> = self
             .config
-            .secrets
             .grants(inv.phase, &inv.plan.domains)
             .into_iter()
             .map(|d| DomainGrant {

@@ -6,8 +6,10 @@
 //! `Reasoner`). Keeping it free of tokio, HTTP and SQL means the logic that
 //! decides things (planning, state transitions) is tested without any of them.
 
+pub mod action;
 pub mod agent_input;
 pub mod alert;
+pub mod capabilities;
 pub mod evidence;
 pub mod incident;
 pub mod investigation;
@@ -17,10 +19,12 @@ pub mod report;
 pub mod telemetry;
 pub mod trust;
 
+pub use action::{ActionKind, ActionPermission, ProposedAction};
 pub use agent_input::{
     AgentInput, DataSourceConfig, DomainGrant, JobIdentity, JobInput, SecretsBackend,
 };
 pub use alert::{Alert, AlertStatus, Domain, Fingerprint};
+pub use capabilities::{Environment, PerPhase, PhaseCapabilities, Phases};
 pub use evidence::{Evidence, EvidenceSource};
 pub use incident::{Incident, IncidentId, IncidentStatus, TopologyHint};
 pub use investigation::{
