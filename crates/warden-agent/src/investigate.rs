@@ -36,7 +36,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use warden_core::ports::{
     Assessment, Bearing, DataSource, Focus, Observation, PlannedQuery, ProposedHypothesis, Query,
-    QueryResult, Reasoner, ReasoningContext, SourceInfo,
+    QueryResult, Reasoner, ReasonerError, ReasoningContext, SourceInfo,
 };
 use warden_core::report::{CostLedger, Hypothesis, HypothesisStatus, Report, RootCause};
 use warden_core::telemetry::TimeRange;
@@ -464,19 +464,32 @@ impl Run<'_> {
         reasoner: &mut dyn Reasoner,
         index: usize,
         follow_refinements: bool,
-    ) -> Result<Assessment, String> {
-        let focus = self.focus(index).ok_or("no such hypothesis")?;
-        let planned = reasoner
-            .plan(&self.ctx, &focus)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Assessment, ReasonerError> {
+        let focus = self.focus(index).ok_or_else(|| ReasonerError::Backend {
+            reasoner: "loop".to_string(),
+            detail: "no such hypothesis".to_string(),
+        })?;
+        let planned = reasoner.plan(&self.ctx, &focus).await?;
         let observations = self.run(planned).await;
         let assessment = reasoner
             .evaluate(&self.ctx, &focus, &observations)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.apply(index, &assessment, &observations, follow_refinements);
         Ok(assessment)
+    }
+
+    /// A reasoner's own budget running out stops the loop as the loop's
+    /// cost limit does (escalating with the findings so far); any other
+    /// failure is the reasoner failing.
+    fn ending_of(&mut self, e: ReasonerError) -> Ending {
+        match e {
+            ReasonerError::BudgetExhausted { detail, .. } => {
+                self.events
+                    .warn("reasoner_budget_exhausted", json!({"detail": detail}));
+                Ending::CostBudget
+            }
+            other => Ending::ReasonerFailed(other.to_string()),
+        }
     }
 
     fn start_cycle(&mut self, phase: &str) {
@@ -537,8 +550,11 @@ async fn weigh_alternatives(
         run.start_cycle("differential");
         if let Err(e) = run.examine(reasoner, *index, false).await {
             run.events
-                .warn("differential_failed", json!({"error": e.as_str()}));
-            out.stopped = Some(format!("the reasoner failed: {e}"));
+                .warn("differential_failed", json!({"error": e.to_string()}));
+            out.stopped = Some(match e {
+                ReasonerError::BudgetExhausted { .. } => "the cost budget is spent".to_string(),
+                other => format!("the reasoner failed: {other}"),
+            });
             out.unweighed = alternatives.get(n..).unwrap_or_default().to_vec();
             break;
         }
@@ -626,7 +642,7 @@ pub async fn investigate_with(
             None => {
                 let planned = match reasoner.survey(&run.ctx).await {
                     Ok(p) => p,
-                    Err(e) => break Ending::ReasonerFailed(e.to_string()),
+                    Err(e) => break run.ending_of(e),
                 };
                 let o = run.run(planned).await;
                 survey = Some(o.clone());
@@ -638,7 +654,7 @@ pub async fn investigate_with(
             None => {
                 let proposals = match reasoner.hypothesize(&run.ctx, &observations).await {
                     Ok(p) => p,
-                    Err(e) => break Ending::ReasonerFailed(e.to_string()),
+                    Err(e) => break run.ending_of(e),
                 };
                 run.add_hypotheses(proposals, None);
                 match run.next(None) {
@@ -650,7 +666,7 @@ pub async fn investigate_with(
         focus_root = Some(run.root_of(index));
         let assessment = match run.examine(reasoner, index, true).await {
             Ok(a) => a,
-            Err(e) => break Ending::ReasonerFailed(e),
+            Err(e) => break run.ending_of(e),
         };
         if assessment.status == HypothesisStatus::Supported
             && assessment.score >= cfg.confidence_threshold

@@ -21,10 +21,8 @@ use warden_core::ports::DataSource;
 use warden_core::report::Report;
 use warden_core::{DataSourceConfig, JobInput};
 
-use crate::builtin::BuiltinReasoner;
 use crate::bundle::BundleSource;
 use crate::events::EventLog;
-use crate::investigate::investigate;
 
 /// The largest input document accepted.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
@@ -115,11 +113,20 @@ fn describe_parse_error(e: &serde_json::Error) -> String {
 /// and left out, so the investigation reports on what it could see.
 pub fn open_sources(
     configs: &[DataSourceConfig],
+    secrets: &crate::secrets::DomainSecrets,
     events: &mut EventLog,
 ) -> Vec<Box<dyn DataSource>> {
     let mut out: Vec<Box<dyn DataSource>> = Vec::new();
+    let guard = crate::connectors::default_guard();
     for (i, config) in configs.iter().enumerate() {
         match config {
+            DataSourceConfig::Prometheus(_)
+            | DataSourceConfig::Loki(_)
+            | DataSourceConfig::Kubernetes(_) => {
+                out.extend(crate::connectors::open_live(
+                    config, secrets, &guard, events,
+                ));
+            }
             DataSourceConfig::Bundle { path } => {
                 let name = if i == 0 {
                     "bundle".to_string()
@@ -231,6 +238,12 @@ pub async fn run_job_with(
             return EXIT_BAD_INPUT;
         }
     };
+    run_input(job, events, policy).await
+}
+
+/// The job once its input is in hand, however it arrived (stdin or the
+/// bootstrap endpoint).
+pub async fn run_input(job: JobInput, mut events: EventLog, policy: &DeliveryPolicy) -> i32 {
     let JobInput {
         input,
         result_credential,
@@ -239,18 +252,17 @@ pub async fn run_job_with(
     events.set_investigation_id(input.investigation_id.as_str());
     // Held for the connectors that need credentials; the bundle source
     // needs none. Dropped (zeroed) when the job ends.
-    let _secrets = match &identity {
+    let secrets = match &identity {
         Some(identity) => crate::secrets::fetch(identity, &mut events).await,
         None => crate::secrets::DomainSecrets::default(),
     };
 
-    let sources = open_sources(&input.data_sources, &mut events);
-    let mut reasoner = BuiltinReasoner::default();
+    let sources = open_sources(&input.data_sources, &secrets, &mut events);
     // A stuck query must not eat the time reserved for delivery.
     let reasoning_time = (input.deadline - Utc::now()).to_std().unwrap_or_default();
     let report = match tokio::time::timeout(
         reasoning_time,
-        investigate(&input, &sources, &mut reasoner, &mut events),
+        crate::llm::reason(&input, &sources, &secrets, &mut events),
     )
     .await
     {

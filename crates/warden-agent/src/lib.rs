@@ -16,12 +16,16 @@
 //! - [`job`]: the entrypoint `warden agent run` calls.
 //! - [`events`]: the JSON-lines log on standard output.
 
+pub mod bootstrap;
+pub mod briefing;
 pub mod builtin;
 pub mod bundle;
+pub mod connectors;
 pub mod engines;
 pub mod events;
 pub mod investigate;
 pub mod job;
+pub mod llm;
 pub mod secrets;
 pub mod usage;
 

@@ -16,7 +16,9 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use warden_core::investigation::StateName;
-use warden_core::ports::{JobRuntime, NewReport, SecretBroker, SecretError, Store};
+use warden_core::ports::{
+    BootstrapError, JobBootstrap, JobRuntime, NewReport, SecretBroker, SecretError, Store,
+};
 use warden_core::{InvestigationId, Report};
 
 use crate::error::ApiError;
@@ -29,6 +31,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub runtime: Arc<dyn JobRuntime>,
     pub broker: Option<Arc<dyn SecretBroker>>,
+    /// Present when jobs fetch their input over HTTP (Kubernetes runtime).
+    pub bootstrap: Option<Arc<dyn JobBootstrap>>,
+    /// Present when trust is wired: operators, approvals, outcomes.
+    pub trust: Option<Arc<crate::trust::TrustService>>,
     pub intake: IntakeHandle,
     pub metrics: Arc<Metrics>,
     pub events: EventSender,
@@ -49,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/investigations/{id}/logs", get(get_logs))
         .route("/api/v1/investigations/{id}/cancel", post(cancel))
         .route("/api/v1/secrets/{domain}", get(read_secret))
+        .route("/api/v1/jobs/bootstrap", post(job_bootstrap))
+        .merge(crate::trust_api::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -235,6 +243,36 @@ async fn read_secret(
         Err(SecretError::Denied(why)) => Err(ApiError::Forbidden(why)),
         Err(SecretError::NotFound(what)) => Err(ApiError::NotFound(what)),
         Err(SecretError::Unavailable(why)) => Err(ApiError::Unavailable(why)),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// A Kubernetes job's input: the pod presents its projected service-account
+/// token and gets, once, the document a local job reads on stdin. Like
+/// `read_secret`, the response carries secrets and is never logged.
+async fn job_bootstrap(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let bootstrap = state
+        .bootstrap
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("this control plane does not bootstrap jobs".into()))?;
+    match bootstrap.claim(&token).await {
+        Ok(document) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            document.expose_secret().to_string(),
+        )
+            .into_response()),
+        Err(e @ BootstrapError::Unauthenticated(_)) => Err(ApiError::Unauthorized(e.to_string())),
+        Err(e @ BootstrapError::Forbidden(_)) => Err(ApiError::Forbidden(e.to_string())),
+        Err(e @ BootstrapError::AlreadyClaimed(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(e @ BootstrapError::Gone(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(e @ BootstrapError::Unavailable(_)) => Err(ApiError::Unavailable(e.to_string())),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }

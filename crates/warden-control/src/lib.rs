@@ -8,6 +8,8 @@ pub mod error;
 pub mod intake;
 pub mod metrics;
 pub mod scheduler;
+pub mod trust;
+pub mod trust_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use warden_core::ports::{JobRuntime, SecretBroker, Store};
+use warden_core::ports::{JobBootstrap, JobRuntime, SecretBroker, Store};
 
 pub use config::Config;
 pub use scheduler::{EventReceiver, EventSender, SchedulerEvents};
@@ -26,12 +28,16 @@ pub enum StartError {
     Recover(String),
     #[error("listener: {0}")]
     Listener(std::io::Error),
+    #[error("trust: {0}")]
+    Trust(String),
 }
 
 /// A running control plane.
 pub struct ControlPlane {
     pub addr: SocketAddr,
     pub metrics: Arc<metrics::Metrics>,
+    /// Present when started with [`trust::TrustWiring`].
+    pub trust: Option<Arc<trust::TrustService>>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     scheduler: JoinHandle<()>,
@@ -50,8 +56,56 @@ impl ControlPlane {
         events: (EventSender, EventReceiver),
         listener: TcpListener,
     ) -> Result<ControlPlane, StartError> {
+        Self::start_with_bootstrap(config, store, runtime, broker, events, listener, None).await
+    }
+
+    /// [`ControlPlane::start`] for a runtime whose jobs fetch their input
+    /// over HTTP (`POST /api/v1/jobs/bootstrap`) instead of a pipe.
+    pub async fn start_with_bootstrap(
+        config: Config,
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn JobRuntime>,
+        broker: Option<Arc<dyn SecretBroker>>,
+        events: (EventSender, EventReceiver),
+        listener: TcpListener,
+        bootstrap: Option<Arc<dyn JobBootstrap>>,
+    ) -> Result<ControlPlane, StartError> {
+        Self::start_with_trust(
+            config, store, runtime, broker, events, listener, bootstrap, None,
+        )
+        .await
+    }
+
+    /// [`ControlPlane::start_with_bootstrap`] with the trust service:
+    /// proposals gated into actions, operators, approvals, remediation,
+    /// outcomes and demotion, and the phase of new investigations taken
+    /// from the persisted phase state.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_with_trust(
+        config: Config,
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn JobRuntime>,
+        broker: Option<Arc<dyn SecretBroker>>,
+        events: (EventSender, EventReceiver),
+        listener: TcpListener,
+        bootstrap: Option<Arc<dyn JobBootstrap>>,
+        trust: Option<trust::TrustWiring>,
+    ) -> Result<ControlPlane, StartError> {
         let addr = listener.local_addr().map_err(StartError::Listener)?;
         let metrics = Arc::new(metrics::Metrics::new());
+        let trust = match trust {
+            Some(wiring) => Some(Arc::new(
+                trust::TrustService::start(
+                    config.clone(),
+                    Arc::clone(&store),
+                    wiring,
+                    Arc::clone(&metrics),
+                )
+                .await
+                .map_err(|e| StartError::Trust(e.to_string()))?,
+            )),
+            None => None,
+        };
         let (tx, rx) = events;
         let correlator = intake::rebuild(&config.correlation, store.as_ref())
             .await
@@ -73,6 +127,7 @@ impl ControlPlane {
             format!("http://{addr}"),
             tx.clone(),
         );
+        scheduler.set_trust(trust.clone());
         scheduler
             .recover()
             .await
@@ -83,6 +138,8 @@ impl ControlPlane {
             store,
             runtime,
             broker,
+            bootstrap,
+            trust: trust.clone(),
             intake,
             metrics: Arc::clone(&metrics),
             events: tx,
@@ -102,6 +159,7 @@ impl ControlPlane {
         Ok(ControlPlane {
             addr,
             metrics,
+            trust,
             shutdown,
             server,
             scheduler,

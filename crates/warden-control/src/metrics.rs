@@ -19,6 +19,26 @@ pub struct ComplexityLabels {
     pub complexity: String,
 }
 
+/// Labels of one LLM call as the report's cost ledger records it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmCallLabels {
+    pub model: String,
+    /// `ok`, `error`, `timeout` or `budget`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmTokenLabels {
+    pub model: String,
+    /// `input` or `output`.
+    pub direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
     pub complexity: String,
@@ -42,6 +62,18 @@ pub struct Metrics {
     pub intake_commit_alerts: Histogram,
     pub llm_input_tokens: Counter<u64, AtomicU64>,
     pub job_cpu_seconds: Counter<f64, AtomicU64>,
+    pub llm_calls: Family<LlmCallLabels, Counter>,
+    pub llm_tokens: Family<LlmTokenLabels, Counter>,
+    pub llm_cost_usd: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    pub llm_latency: Family<ModelLabels, Histogram>,
+    /// 0 shadow, 1 assist, 2 remediate, 3 autonomous.
+    pub trust_phase: Family<EnvironmentLabels, Gauge>,
+    pub trust_demotions: Family<EnvironmentLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvironmentLabels {
+    pub environment: String,
 }
 
 fn duration_buckets() -> [f64; 11] {
@@ -73,6 +105,12 @@ impl Metrics {
         let intake_commit_alerts = Histogram::new([1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0]);
         let llm_input_tokens = Counter::default();
         let job_cpu_seconds = Counter::default();
+        let llm_calls = Family::<LlmCallLabels, Counter>::default();
+        let llm_tokens = Family::<LlmTokenLabels, Counter>::default();
+        let llm_cost_usd = Family::<ModelLabels, Counter<f64, AtomicU64>>::default();
+        let llm_latency = Family::<ModelLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0])
+        });
 
         registry.register(
             "investigations_started",
@@ -149,6 +187,40 @@ impl Metrics {
             "CPU seconds used by investigation jobs",
             job_cpu_seconds.clone(),
         );
+        // Derived from delivered reports: the agent is a separate process,
+        // its cost ledger is the one account of its LLM calls.
+        registry.register(
+            "llm_calls",
+            "LLM calls made by investigations, by model and outcome (ok, error, timeout, budget)",
+            llm_calls.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "LLM tokens used by investigations, by model and direction (input, output)",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "llm_cost_usd",
+            "LLM spend of investigations in USD, by model, from the configured price table",
+            llm_cost_usd.clone(),
+        );
+        registry.register(
+            "llm_call_latency_seconds",
+            "Latency of LLM calls, by model",
+            llm_latency.clone(),
+        );
+        let trust_phase = Family::<EnvironmentLabels, Gauge>::default();
+        let trust_demotions = Family::<EnvironmentLabels, Counter>::default();
+        registry.register(
+            "trust_phase",
+            "Current trust phase per environment: 0 shadow, 1 assist, 2 remediate, 3 autonomous",
+            trust_phase.clone(),
+        );
+        registry.register(
+            "trust_demotions",
+            "Automatic demotions per environment",
+            trust_demotions.clone(),
+        );
         Metrics {
             registry,
             started,
@@ -166,6 +238,50 @@ impl Metrics {
             intake_commit_alerts,
             llm_input_tokens,
             job_cpu_seconds,
+            llm_calls,
+            llm_tokens,
+            llm_cost_usd,
+            llm_latency,
+            trust_phase,
+            trust_demotions,
+        }
+    }
+
+    /// Counts the LLM calls in a delivered report's cost ledger.
+    pub fn observe_report(&self, report: &warden_core::Report) {
+        for call in &report.cost.llm_calls {
+            let model = ModelLabels {
+                model: call.model.clone(),
+            };
+            self.llm_calls
+                .get_or_create(&LlmCallLabels {
+                    model: call.model.clone(),
+                    outcome: call.outcome.clone(),
+                })
+                .inc();
+            for (direction, tokens) in
+                [("input", call.input_tokens), ("output", call.output_tokens)]
+            {
+                self.llm_tokens
+                    .get_or_create(&LlmTokenLabels {
+                        model: call.model.clone(),
+                        direction: direction.to_string(),
+                    })
+                    .inc_by(tokens);
+            }
+            // A report is data from the job: a negative or NaN cost must not
+            // corrupt a counter.
+            if call.cost_usd.is_finite() && call.cost_usd > 0.0 {
+                self.llm_cost_usd
+                    .get_or_create(&model)
+                    .inc_by(call.cost_usd);
+            }
+            // A call refused by the budget never reached a server.
+            if call.outcome != "budget" {
+                self.llm_latency
+                    .get_or_create(&model)
+                    .observe(call.latency_ms as f64 / 1000.0);
+            }
         }
     }
 
@@ -187,5 +303,63 @@ impl Default for Metrics {
 pub fn complexity(c: warden_core::Complexity) -> ComplexityLabels {
     ComplexityLabels {
         complexity: c.as_str().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod llm_tests {
+    use super::*;
+    use warden_core::{CostLedger, LlmCall, Report};
+
+    fn call(outcome: &str, input: u64, cost: f64) -> LlmCall {
+        LlmCall {
+            model: "gpt-4o-mini".into(),
+            input_tokens: input,
+            output_tokens: 10,
+            latency_ms: 300,
+            cost_usd: cost,
+            outcome: outcome.into(),
+        }
+    }
+
+    #[test]
+    fn a_reports_ledger_becomes_llm_calls_tokens_cost_and_latency() {
+        let m = Metrics::new();
+        let report = Report {
+            investigation_id: "i".into(),
+            incident_id: "n".into(),
+            reasoner: "llm:gpt-4o-mini".into(),
+            summary: String::new(),
+            root_cause: None,
+            confidence: 0.0,
+            hypotheses: vec![],
+            evidence: vec![],
+            remediation: vec![],
+            cycles: 1,
+            depth_budget: 8,
+            circuit_breaker_tripped: false,
+            escalation: None,
+            cost: CostLedger {
+                llm_calls: vec![
+                    call("ok", 1000, 0.5),
+                    call("error", 0, 0.0),
+                    call("budget", 0, 0.0),
+                    call("ok", 500, f64::NAN),
+                ],
+                ..CostLedger::default()
+            },
+        };
+        m.observe_report(&report);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"warden_llm_calls_total{model="gpt-4o-mini",outcome="ok"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"warden_llm_calls_total{model="gpt-4o-mini",outcome="budget"} 1"#));
+        assert!(
+            text.contains(r#"warden_llm_tokens_total{model="gpt-4o-mini",direction="input"} 1500"#)
+        );
+        assert!(text.contains(r#"warden_llm_cost_usd_total{model="gpt-4o-mini"} 0.5"#));
+        assert!(text.contains(r#"warden_llm_call_latency_seconds_count{model="gpt-4o-mini"} 3"#));
     }
 }

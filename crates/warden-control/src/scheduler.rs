@@ -69,6 +69,9 @@ pub struct Scheduler {
     events: EventSender,
     queue: VecDeque<(InvestigationId, Instant)>,
     running: HashSet<InvestigationId>,
+    /// When wired: the phase of new investigations and the action gate
+    /// for delivered reports.
+    trust: Option<Arc<crate::trust::TrustService>>,
 }
 
 /// The credential and the hash the store keeps of it.
@@ -114,11 +117,32 @@ impl Scheduler {
             events,
             queue: VecDeque::new(),
             running: HashSet::new(),
+            trust: None,
         }
     }
 
     /// Re-adopts running jobs, fails the ones that are gone, re-queues the
     /// pending ones and plans incidents that never got an investigation.
+    pub fn set_trust(&mut self, trust: Option<Arc<crate::trust::TrustService>>) {
+        self.trust = trust;
+    }
+
+    /// The phase a new investigation runs in: the environment's persisted
+    /// phase (lowered by demotion) when trust is wired, else `agent.phase`.
+    async fn phase_for_new_investigation(&self) -> warden_core::TrustPhase {
+        match &self.trust {
+            Some(t) => match t.current_phase().await {
+                Ok(p) => p,
+                Err(e) => {
+                    // Fail safe: the least privileged phase.
+                    tracing::error!(error = %e, "reading the trust phase failed; using shadow");
+                    warden_core::TrustPhase::Shadow
+                }
+            },
+            None => self.config.agent.phase,
+        }
+    }
+
     pub async fn recover(&mut self) -> Result<(), StoreError> {
         for mut inv in self
             .store
@@ -228,7 +252,8 @@ impl Scheduler {
         let plan = self
             .planner
             .plan(&incident.domains(), incident.alerts.len());
-        let inv = Investigation::new(id.clone(), self.config.agent.phase, plan, Utc::now());
+        let phase = self.phase_for_new_investigation().await;
+        let inv = Investigation::new(id.clone(), phase, plan, Utc::now());
         match self.store.insert_investigation(&inv).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(()),
@@ -292,6 +317,7 @@ impl Scheduler {
                 incident,
                 data_sources: self.config.agent.data_sources.clone(),
                 report_url: format!("{}/api/v1/investigations/{}/report", self.api_base, inv.id),
+                llm: self.config.llm_settings(),
             },
             result_credential: credential,
             identity,
@@ -523,7 +549,18 @@ impl Scheduler {
         self.metrics
             .llm_input_tokens
             .inc_by(report.cost.llm_input_tokens);
+        self.metrics.observe_report(report);
         self.observe_duration(&inv);
+        if let Some(trust) = &self.trust {
+            // Gate the proposals off the scheduler's task.
+            let trust = Arc::clone(trust);
+            let report = report.clone();
+            tokio::spawn(async move {
+                if let Err(e) = trust.on_report(&inv, &report).await {
+                    tracing::error!(investigation = %inv.id, error = %e, "gating the report's proposals failed");
+                }
+            });
+        }
     }
 
     async fn cancel(&mut self, id: &InvestigationId) {

@@ -21,7 +21,8 @@ pub mod trust;
 
 pub use action::{ActionKind, ActionPermission, ProposedAction};
 pub use agent_input::{
-    AgentInput, DataSourceConfig, DomainGrant, JobIdentity, JobInput, SecretsBackend,
+    AgentInput, DataSourceConfig, DomainGrant, JobIdentity, JobInput, LlmSettings, ModelPrice,
+    SecretsBackend,
 };
 pub use alert::{Alert, AlertStatus, Domain, Fingerprint};
 pub use capabilities::{Environment, PerPhase, PhaseCapabilities, Phases};

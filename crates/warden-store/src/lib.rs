@@ -25,6 +25,9 @@ use warden_core::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The trust store (outcomes, phase state, actions, sign-offs).
+mod trust;
+
 /// Rows per multi-row INSERT: 9 bound values each stays far below SQLite's
 /// 32766-variable limit.
 const ALERT_ROWS_PER_STATEMENT: usize = 400;

@@ -35,11 +35,23 @@ enum Command {
         #[command(subcommand)]
         command: crate::eval::EvalCommand,
     },
+    /// Check the hash-chained audit log (`audit verify`).
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::AuditCommand,
+    },
     /// Work with log files (template mining).
     Logs {
         #[command(subcommand)]
         command: crate::logs::LogsCommand,
     },
+    /// Render every (environment x trust phase) security state: RBAC,
+    /// NetworkPolicies, OpenBao policies, quotas, Helm values.
+    Render(crate::render::RenderArgs),
+    /// Compare the live state (a cluster or a directory) with the rendered
+    /// desired state as effective permissions; exit 3 on widening, 4 on
+    /// narrowing only.
+    Drift(crate::drift::DriftArgs),
     /// The investigation job's entrypoint (started by a runtime, not by hand).
     Agent {
         #[command(subcommand)]
@@ -178,6 +190,9 @@ pub fn main() -> ExitCode {
         Command::Secrets { command } => crate::secrets::run(command),
         Command::Eval { command } => crate::eval::run(command),
         Command::Logs { command } => crate::logs::run(command),
+        Command::Render(args) => crate::render::run(args),
+        Command::Drift(args) => runtime().and_then(|rt| rt.block_on(crate::drift::run(args))),
+        Command::Audit { command } => crate::audit::run(command),
         Command::Demo(args) => {
             if std::env::var_os("WARDEN_LOG").is_some() {
                 init_tracing();

@@ -4,10 +4,13 @@
 //! Kept as a library so that tests and benchmarks start the same stack the
 //! binary does.
 
+pub mod audit;
 pub mod cli;
 pub mod demo;
+pub mod drift;
 pub mod eval;
 pub mod eval_nezha;
 pub mod logs;
+pub mod render;
 pub mod secrets;
 pub mod serve;

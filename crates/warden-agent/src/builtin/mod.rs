@@ -31,7 +31,7 @@
 
 mod differential;
 mod judge;
-mod picture;
+pub(crate) mod picture;
 mod text;
 
 use std::collections::{BTreeMap, BTreeSet};

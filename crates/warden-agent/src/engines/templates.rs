@@ -1,203 +1,34 @@
 //! Log template mining: which kinds of log line are new or bursting?
 //!
 //! Individual log lines differ in ids, durations and addresses; what
-//! matters is the *kind* of line. A small Drain-style miner (He et al.,
-//! ICWS 2017) groups lines into templates: variable tokens are masked
-//! first (numbers, hex, IPs, UUIDs), lines are bucketed by token count and
-//! first token, and a line joins the most similar template in its bucket
-//! when enough positions match, turning differing positions into `<*>`.
+//! matters is the *kind* of line. The lines of the investigation window go
+//! through `warden-logmine`'s streaming Drain-class miner (the one `warden
+//! logs mine` and `warden eval loghub` use), which masks variable fields and
+//! groups lines into templates; templates it merges later are followed to
+//! the template they joined.
 //!
 //! Templates are then compared across windows per service: a template seen
 //! in the incident window but never in the baseline is *new*; one whose rate
-//! rose by a large factor is *bursting*. Either comes with an onset, the
-//! first line of the burst.
+//! (lines per minute) rose by `burst_factor` or more is *bursting*; the rest
+//! are stable and not reported. Either comes with an onset, the first line
+//! of the burst.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use warden_core::telemetry::{LogLine, TimeRange};
+use warden_logmine::{Miner, MinerConfig, TemplateId};
 
 use crate::bundle::level_rank;
 
 /// The placeholder for a masked or merged variable token.
-pub const WILDCARD: &str = "<*>";
-
-fn is_ipv4(s: &str) -> bool {
-    let host = match s.rsplit_once(':') {
-        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => s,
-    };
-    let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-fn is_hex(s: &str) -> bool {
-    if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit());
-    }
-    s.len() >= 6
-        && s.bytes().all(|b| b.is_ascii_hexdigit())
-        && s.bytes().any(|b| b.is_ascii_digit())
-}
-
-/// A number, optionally signed, with a decimal part and a short unit
-/// (`30s`, `250ms`, `-1.5`, `99%`, `12/50`).
-fn is_number(s: &str) -> bool {
-    let digits_end = s
-        .bytes()
-        .position(|b| !(b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'/'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(digits_end);
-    num.bytes().any(|b| b.is_ascii_digit())
-        && unit.len() <= 3
-        && unit.bytes().all(|b| b.is_ascii_alphabetic() || b == b'%')
-}
-
-fn is_variable(s: &str) -> bool {
-    !s.is_empty() && (is_number(s) || is_ipv4(s) || is_uuid(s) || is_hex(s))
-}
-
-/// Masks one whitespace-separated token, keeping surrounding punctuation
-/// and `key=` prefixes so that `took=350ms,` becomes `took=<*>,`.
-pub fn mask_token(token: &str) -> String {
-    const EDGE: &[char] = &[
-        '(', ')', '[', ']', '{', '}', '"', '\'', ',', ';', '.', ':', '!', '?',
-    ];
-    let core = token.trim_start_matches(EDGE);
-    let lead = &token[..token.len() - core.len()];
-    let inner = core.trim_end_matches(EDGE);
-    let trail = &core[inner.len()..];
-    let (key, value) = match inner.rsplit_once('=') {
-        Some((k, v)) => (format!("{k}="), v),
-        None => (String::new(), inner),
-    };
-    let masked = if is_variable(value) {
-        WILDCARD.to_string()
-    } else if let Some((stem, suffix)) = value.rsplit_once(['-', '_'])
-        && !stem.is_empty()
-        && is_variable(suffix)
-    {
-        // `conn-4821`, `pod_7f9c2a`: keep the stem, mask the id.
-        format!("{stem}{}{WILDCARD}", &value[stem.len()..=stem.len()])
-    } else {
-        value.to_string()
-    };
-    format!("{lead}{key}{masked}{trail}")
-}
-
-/// The masked tokens of a message.
-pub fn mask(message: &str) -> Vec<String> {
-    message.split_whitespace().map(mask_token).collect()
-}
-
-/// Identifies a template within one miner.
-pub type TemplateId = usize;
-
-#[derive(Debug, Clone)]
-struct Cluster {
-    tokens: Vec<String>,
-    size: u64,
-}
-
-/// A Drain-style online template miner.
-#[derive(Debug, Clone)]
-pub struct TemplateMiner {
-    similarity: f64,
-    clusters: Vec<Cluster>,
-    buckets: HashMap<(usize, String), Vec<TemplateId>>,
-}
-
-impl TemplateMiner {
-    /// `similarity`: the fraction of positions that must match for a line to
-    /// join a template (Drain's `st`; 0.5 is its usual value).
-    pub fn new(similarity: f64) -> Self {
-        TemplateMiner {
-            similarity,
-            clusters: Vec::new(),
-            buckets: HashMap::new(),
-        }
-    }
-
-    /// Adds a message; returns the template it now belongs to.
-    pub fn add(&mut self, message: &str) -> TemplateId {
-        let tokens = mask(message);
-        let first = match tokens.first() {
-            Some(t) if !t.contains(WILDCARD) => t.clone(),
-            _ => WILDCARD.to_string(),
-        };
-        let bucket = self.buckets.entry((tokens.len(), first)).or_default();
-        let best = bucket
-            .iter()
-            .filter_map(|&id| {
-                let cluster = self.clusters.get(id)?;
-                let same = cluster
-                    .tokens
-                    .iter()
-                    .zip(&tokens)
-                    .filter(|(a, b)| a == b)
-                    .count();
-                let sim = if tokens.is_empty() {
-                    1.0
-                } else {
-                    same as f64 / tokens.len() as f64
-                };
-                Some((id, sim))
-            })
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((id, sim)) = best
-            && sim >= self.similarity
-            && let Some(cluster) = self.clusters.get_mut(id)
-        {
-            for (have, new) in cluster.tokens.iter_mut().zip(&tokens) {
-                if have != new {
-                    *have = WILDCARD.to_string();
-                }
-            }
-            cluster.size += 1;
-            return id;
-        }
-        let id = self.clusters.len();
-        self.clusters.push(Cluster { tokens, size: 1 });
-        bucket.push(id);
-        id
-    }
-
-    /// The template text, tokens joined by spaces.
-    pub fn template(&self, id: TemplateId) -> String {
-        self.clusters
-            .get(id)
-            .map(|c| c.tokens.join(" "))
-            .unwrap_or_default()
-    }
-
-    pub fn size(&self, id: TemplateId) -> u64 {
-        self.clusters.get(id).map_or(0, |c| c.size)
-    }
-
-    pub fn len(&self) -> usize {
-        self.clusters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.clusters.is_empty()
-    }
-}
+pub use warden_logmine::WILDCARD;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MiningConfig {
-    pub similarity: f64,
+    /// The miner's own configuration (one for every log source).
+    pub miner: MinerConfig,
     /// Lines in the incident window below which a template is ignored.
     pub min_count: u64,
     /// Rate increase (incident vs baseline, per minute) that makes a burst.
@@ -207,7 +38,7 @@ pub struct MiningConfig {
 impl Default for MiningConfig {
     fn default() -> Self {
         MiningConfig {
-            similarity: 0.5,
+            miner: MinerConfig::default(),
             min_count: 3,
             burst_factor: 5.0,
         }
@@ -258,8 +89,11 @@ pub fn mine_activity(
     incident: TimeRange,
     cfg: &MiningConfig,
 ) -> Vec<TemplateActivity> {
-    let mut miner = TemplateMiner::new(cfg.similarity);
+    let mut miner = Miner::new(cfg.miner.clone());
     let assigned: Vec<TemplateId> = lines.iter().map(|l| miner.add(&l.message)).collect();
+    // Templates merged after a line was added: count the line where its
+    // template ended up.
+    let live = |id: TemplateId| miner.template_of(id).map_or(id, |t| t.id);
 
     #[derive(Default)]
     struct Tally<'a> {
@@ -268,7 +102,7 @@ pub fn mine_activity(
     }
     let mut tallies: BTreeMap<(&str, TemplateId), Tally<'_>> = BTreeMap::new();
     for (line, &id) in lines.iter().zip(&assigned) {
-        let tally = tallies.entry((line.service.as_str(), id)).or_default();
+        let tally = tallies.entry((line.service.as_str(), live(id))).or_default();
         if baseline.contains(line.ts) {
             tally.baseline += 1;
         } else if incident.contains(line.ts) {
@@ -317,7 +151,10 @@ pub fn mine_activity(
             .to_string();
         out.push(TemplateActivity {
             service: service.to_string(),
-            template: miner.template(id),
+            template: miner
+                .template_of(id)
+                .map(|t| t.text.clone())
+                .unwrap_or_default(),
             novelty,
             level,
             baseline_count: tally.baseline,
@@ -359,37 +196,6 @@ fn burst_start<'a>(
 mod tests {
     use super::*;
     use chrono::TimeZone;
-
-    #[test]
-    fn variable_tokens_are_masked_and_words_kept() {
-        assert_eq!(
-            mask("conn to 10.0.3.7:5432 failed after 3000ms (attempt 2/5) id=9f8e7d6c5b"),
-            vec![
-                "conn", "to", "<*>", "failed", "after", "<*>", "(attempt", "<*>)", "id=<*>"
-            ]
-        );
-        assert_eq!(mask_token("request-4821,"), "request-<*>,");
-        assert_eq!(mask_token("123e4567-e89b-12d3-a456-426614174000"), "<*>");
-        assert_eq!(mask_token("0xdeadbeef"), "<*>");
-        assert_eq!(mask_token("orders"), "orders");
-        assert_eq!(mask_token("v2"), "v2");
-    }
-
-    #[test]
-    fn lines_differing_in_values_share_a_template() {
-        let mut m = TemplateMiner::new(0.5);
-        let a = m.add("timeout acquiring connection from pool orders after 5000 ms");
-        let b = m.add("timeout acquiring connection from pool payments after 5000 ms");
-        let c = m.add("user 42 logged in");
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(
-            m.template(a),
-            "timeout acquiring connection from pool <*> after <*> ms"
-        );
-        assert_eq!(m.size(a), 2);
-        assert_eq!(m.len(), 2);
-    }
 
     fn line(
         service: &str,
@@ -477,5 +283,105 @@ mod tests {
         assert_eq!(burst.onset.timestamp(), 1_700_000_000 + 12 * 60 + 20);
         // The steady INFO template is neither.
         assert_eq!(found.len(), 2);
+    }
+
+    /// Minute-by-minute lines of one service: `per_minute(minute)` lines of
+    /// `message(minute, i)` each minute.
+    fn stream(
+        lines: &mut Vec<LogLine>,
+        minutes: std::ops::Range<i64>,
+        per_minute: impl Fn(i64) -> i64,
+        level: &str,
+        message: impl Fn(i64, i64) -> String,
+    ) {
+        for minute in minutes {
+            for i in 0..per_minute(minute) {
+                let n = lines.len() as u64 + 1;
+                lines.push(line("api", minute, i % 60, level, &message(minute, i), n));
+            }
+        }
+    }
+
+    fn windows() -> (TimeRange, TimeRange) {
+        let at = |m: i64| Utc.timestamp_opt(1_700_000_000 + m * 60, 0).unwrap();
+        (
+            TimeRange {
+                start: at(0),
+                end: at(30),
+            },
+            TimeRange {
+                start: at(30),
+                end: at(40),
+            },
+        )
+    }
+
+    #[test]
+    fn a_template_only_in_the_incident_window_is_new() {
+        let mut lines = Vec::new();
+        stream(&mut lines, 0..40, |_| 2, "INFO", |m, i| {
+            format!("GET /api/orders/{} 200 {}ms", m * 7 + i, 10 + i)
+        });
+        stream(&mut lines, 33..40, |_| 1, "ERROR", |m, _| {
+            format!("connection to 10.0.0.{m}:5432 refused after {} retries", m % 3)
+        });
+        lines.sort_by_key(|l| l.ts);
+        let (base, inc) = windows();
+        let found = mine_activity(&lines, base, inc, &MiningConfig::default());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let new = &found[0];
+        assert_eq!(new.novelty, Novelty::New);
+        assert_eq!(new.template, "connection to <*>:<*> refused after <*> retries");
+        assert_eq!(new.incident_count, 7);
+        assert_eq!(new.baseline_count, 0);
+        assert_eq!(new.onset.timestamp(), 1_700_000_000 + 33 * 60);
+        assert!(new.is_problem());
+    }
+
+    #[test]
+    fn a_template_at_ten_times_its_baseline_rate_is_bursting_and_stable_ones_are_not() {
+        let mut lines = Vec::new();
+        // Stable: 6 a minute throughout.
+        stream(&mut lines, 0..40, |_| 6, "INFO", |m, i| {
+            format!("served request {} in {} ms", m * 100 + i, 12 + i)
+        });
+        // Bursting: 1 a minute in the baseline, 10 a minute from minute 35.
+        stream(&mut lines, 0..40, |m| if m >= 35 { 10 } else { 1 }, "WARN", |m, i| {
+            format!("slow query on table orders took {} ms", 900 + m + i)
+        });
+        // Up a little (1 → 2 a minute): below the burst factor.
+        stream(&mut lines, 0..40, |m| if m >= 30 { 2 } else { 1 }, "WARN", |m, i| {
+            format!("cache miss ratio {}.{i}%", m % 9)
+        });
+        lines.sort_by_key(|l| l.ts);
+        let (base, inc) = windows();
+        let found = mine_activity(&lines, base, inc, &MiningConfig::default());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let burst = &found[0];
+        assert_eq!(burst.novelty, Novelty::Burst);
+        assert_eq!(burst.template, "slow query on table orders took <*> ms");
+        assert_eq!(burst.baseline_count, 30);
+        assert_eq!(burst.incident_count, 5 + 50);
+        // The onset is where the rate jumped, not the window's start.
+        assert_eq!(burst.onset.timestamp(), 1_700_000_000 + 35 * 60);
+    }
+
+    #[test]
+    fn templates_merged_by_the_miner_are_counted_together() {
+        // Lines whose variable part has a varying number of words join one
+        // template in the miner; the tally follows the merge.
+        let mut lines = Vec::new();
+        stream(&mut lines, 30..40, |_| 1, "ERROR", |m, _| {
+            if m % 2 == 0 {
+                format!("lost leases {m} {} {} of worker pool", m + 1, m + 2)
+            } else {
+                format!("lost leases {m} of worker pool")
+            }
+        });
+        let (base, inc) = windows();
+        let found = mine_activity(&lines, base, inc, &MiningConfig::default());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].incident_count, 10);
+        assert_eq!(found[0].novelty, Novelty::New);
     }
 }

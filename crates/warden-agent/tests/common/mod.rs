@@ -784,5 +784,6 @@ pub fn agent_input(
             path: bundle.to_string_lossy().into_owned(),
         }],
         report_url: "http://127.0.0.1:9/unused".into(),
+        llm: None,
     }
 }

@@ -3,12 +3,14 @@
 //! Every port is object-safe (`async_trait`) so the composition root can pick
 //! an implementation from configuration at run time.
 
+mod bootstrap;
 mod data;
 mod reasoner;
 mod runtime;
 mod secrets;
 mod store;
 
+pub use bootstrap::{BootstrapError, JobBootstrap};
 pub use data::{DataError, DataSource, Query, QueryResult};
 pub use reasoner::{
     Assessment, Bearing, Finding, Focus, Observation, PlannedQuery, ProposedHypothesis, Reasoner,

@@ -1,0 +1,86 @@
+//! Builds the live connectors (Prometheus, Loki, Kubernetes) from the job's
+//! data source configuration and its domain secrets.
+//!
+//! A connector that names a `credentials_domain` gets that domain's secret
+//! as its credentials; a domain that was not granted (or whose secret could
+//! not be read) leaves the connector out, logged, rather than letting it run
+//! unauthenticated against a server that expects credentials. Every
+//! connector is given the read guard: the action gate once it is wired in,
+//! [`AllowAll`] until then.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use warden_connectors::{
+    AllowAll, Credentials, KubernetesSource, LokiSource, PrometheusSource, ReadGuard,
+};
+use warden_core::DataSourceConfig;
+use warden_core::ports::DataSource;
+
+use crate::events::EventLog;
+use crate::secrets::DomainSecrets;
+
+fn credentials(
+    source: &str,
+    domain: Option<&str>,
+    secrets: &DomainSecrets,
+) -> Result<Credentials, String> {
+    let Some(domain) = domain else {
+        return Ok(Credentials::None);
+    };
+    let secret = secrets
+        .get(domain)
+        .ok_or_else(|| format!("{source}: the credentials domain {domain:?} was not granted"))?;
+    Credentials::from_secret(secret).map_err(|e| format!("{source}: {e}"))
+}
+
+/// The connector for one live source configuration; `None` for a bundle
+/// (opened elsewhere). Failures are logged and leave the source out.
+pub fn open_live(
+    config: &DataSourceConfig,
+    secrets: &DomainSecrets,
+    guard: &Arc<dyn ReadGuard>,
+    events: &mut EventLog,
+) -> Option<Box<dyn DataSource>> {
+    let built: Result<Box<dyn DataSource>, (String, String)> = match config {
+        DataSourceConfig::Bundle { .. } => return None,
+        DataSourceConfig::Prometheus(c) => {
+            let name = c.name.clone().unwrap_or_else(|| "prometheus".into());
+            credentials(&name, c.credentials_domain.as_deref(), secrets)
+                .and_then(|creds| PrometheusSource::new(c, creds).map_err(|e| e.to_string()))
+                .map(|s| Box::new(s.with_guard(guard.clone())) as Box<dyn DataSource>)
+                .map_err(|e| (name, e))
+        }
+        DataSourceConfig::Loki(c) => {
+            let name = c.name.clone().unwrap_or_else(|| "loki".into());
+            credentials(&name, c.credentials_domain.as_deref(), secrets)
+                .and_then(|creds| LokiSource::new(c, creds).map_err(|e| e.to_string()))
+                .map(|s| Box::new(s.with_guard(guard.clone())) as Box<dyn DataSource>)
+                .map_err(|e| (name, e))
+        }
+        DataSourceConfig::Kubernetes(c) => {
+            let name = c.name.clone().unwrap_or_else(|| "kubernetes".into());
+            credentials(&name, c.credentials_domain.as_deref(), secrets)
+                .and_then(|creds| {
+                    KubernetesSource::connect_incluster(c, creds).map_err(|e| e.to_string())
+                })
+                .map(|s| Box::new(s.with_guard(guard.clone())) as Box<dyn DataSource>)
+                .map_err(|e| (name, e))
+        }
+    };
+    match built {
+        Ok(source) => Some(source),
+        Err((name, error)) => {
+            events.warn(
+                "source_unavailable",
+                json!({"source": name, "error": error}),
+            );
+            None
+        }
+    }
+}
+
+/// The guard connectors get until the action gate is wired in.
+pub fn default_guard() -> Arc<dyn ReadGuard> {
+    Arc::new(AllowAll)
+}
