@@ -82,7 +82,7 @@ fn read_token(path: &Path) -> Result<SecretString, BootstrapFetchError> {
 fn refusal_message(body: &[u8]) -> String {
     let message = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
         .unwrap_or_else(|| "no message".to_string());
     message.chars().take(300).collect()
 }

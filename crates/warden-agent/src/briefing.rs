@@ -162,19 +162,21 @@ fn security_rows(events: &[SecurityEvent]) -> Value {
     })
 }
 
+fn edge_line(e: &warden_core::telemetry::TopologyEdge) -> String {
+    if e.via.is_empty() {
+        format!("{}>{}", e.from, e.to)
+    } else {
+        format!("{}>{} via {}", e.from, e.to, e.via.join(","))
+    }
+}
+
+fn topology_edges(g: &TopologyGraph) -> Value {
+    let edges: Vec<String> = g.edges.iter().take(60).map(edge_line).collect();
+    json!({"edges": edges, "more_edges": g.edges.len().saturating_sub(60)})
+}
+
 fn topology_rows(g: &TopologyGraph) -> Value {
-    let edges: Vec<String> = g
-        .edges
-        .iter()
-        .take(60)
-        .map(|e| {
-            if e.via.is_empty() {
-                format!("{}>{}", e.from, e.to)
-            } else {
-                format!("{}>{} via {}", e.from, e.to, e.via.join(","))
-            }
-        })
-        .collect();
+    let edges: Vec<String> = g.edges.iter().take(60).map(edge_line).collect();
     let nodes: Vec<String> = g
         .nodes
         .iter()
@@ -300,7 +302,8 @@ impl Briefing for EngineBriefing {
                 json!({"records": flows.len(), "impaired": self.impaired(flows, &w)})
             }
             Some(QueryResult::SecurityEvents(events)) => security_rows(events),
-            Some(QueryResult::Topology(g)) => topology_rows(g),
+            // The survey listed the nodes; edges are what a test needs.
+            Some(QueryResult::Topology(g)) => topology_edges(g),
         }
     }
 }

@@ -100,7 +100,15 @@ pub async fn investigate_with_llm(
         Some(why) if report.root_cause.is_none() => {
             events.error("llm_failed", json!({"error": why}));
             let name = reasoner.name().to_string();
-            fall_back(input, sources, events, &why, reasoner.llm_calls(), Some((name, &report))).await
+            fall_back(
+                input,
+                sources,
+                events,
+                &why,
+                reasoner.llm_calls(),
+                Some((name, &report)),
+            )
+            .await
         }
         _ => report,
     }
@@ -116,7 +124,10 @@ async fn fall_back(
     llm_calls: Vec<LlmCall>,
     failed: Option<(String, &Report)>,
 ) -> Report {
-    events.warn("reasoner_fallback", json!({"to": "builtin", "because": why}));
+    events.warn(
+        "reasoner_fallback",
+        json!({"to": "builtin", "because": why}),
+    );
     let mut builtin = BuiltinReasoner::default();
     let mut report = investigate(input, sources, &mut builtin, events).await;
     let from = failed

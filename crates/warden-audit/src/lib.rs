@@ -183,10 +183,7 @@ pub enum AuditError {
     },
     /// The existing log does not verify; nothing is appended to it.
     #[error("audit log {path} does not verify: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: VerifyError,
-    },
+    Corrupt { path: PathBuf, source: VerifyError },
     /// The detail carries a field that looks like a credential.
     #[error("audit detail field {field:?} looks like a secret; record an accessor or id instead")]
     SecretInDetail { field: String },
@@ -205,7 +202,11 @@ pub enum VerifyError {
     Io { path: String, message: String },
     /// A line is not a valid entry at all.
     #[error("entry {seq} (line {line}) is malformed (edited): {message}")]
-    Malformed { seq: u64, line: u64, message: String },
+    Malformed {
+        seq: u64,
+        line: u64,
+        message: String,
+    },
     /// The entry's content does not match its hash.
     #[error("entry {seq} was edited: its hash does not match its content")]
     Edited { seq: u64 },
@@ -549,7 +550,9 @@ pub struct AuditLog {
 
 impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuditLog").field("path", &self.path).finish()
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -618,7 +621,12 @@ impl AuditLog {
 
     /// The last entry's seq and hash.
     pub fn head(&self) -> Result<Head, AuditError> {
-        Ok(self.inner.lock().map_err(|_| AuditError::Poisoned)?.head.clone())
+        Ok(self
+            .inner
+            .lock()
+            .map_err(|_| AuditError::Poisoned)?
+            .head
+            .clone())
     }
 
     /// The value to store elsewhere so a rewrite of both files is detected
@@ -750,6 +758,9 @@ mod tests {
             find_secret_field(&json!({"lease": {"accessor": "a", "Token": "s"}})),
             Some("Token".into())
         );
-        assert_eq!(find_secret_field(&json!({"accessor": "a", "ttl": 60})), None);
+        assert_eq!(
+            find_secret_field(&json!({"accessor": "a", "ttl": 60})),
+            None
+        );
     }
 }

@@ -2,15 +2,20 @@
 //! bad entry: edits, deletions, reordering, replaced entries, a truncated or
 //! rewritten tail, and (with an anchor) a rewrite of both files.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use warden_audit::{
-    AuditError, AuditEvent, AuditKind, AuditLog, GENESIS, VerifyError, hash_of, head_path,
-    verify, verify_with_anchor,
+    AuditError, AuditEvent, AuditKind, AuditLog, GENESIS, VerifyError, hash_of, head_path, verify,
+    verify_with_anchor,
 };
 
 fn event(i: usize) -> AuditEvent {
@@ -68,7 +73,8 @@ fn appended_entries_verify_and_chain_from_genesis() {
     assert_eq!(report.head.hash, last["hash"].as_str().unwrap());
     assert_eq!(report.anchor(), format!("40:{}", report.head.hash));
     // The head file says the same.
-    let head: Value = serde_json::from_str(&std::fs::read_to_string(head_path(&path)).unwrap()).unwrap();
+    let head: Value =
+        serde_json::from_str(&std::fs::read_to_string(head_path(&path)).unwrap()).unwrap();
     assert_eq!(head["seq"], 40);
     assert_eq!(head["hash"], last["hash"]);
 }
@@ -110,7 +116,17 @@ fn an_edit_that_breaks_the_json_is_named_by_seq_and_line() {
     all[3].truncate(half);
     write_lines(&path, &all);
     let err = verify(&path).unwrap_err();
-    assert!(matches!(err, VerifyError::Malformed { seq: 4, line: 4, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::Malformed {
+                seq: 4,
+                line: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,7 +146,10 @@ fn deleting_several_entries_names_the_first() {
     let mut all = lines(&path);
     all.drain(4..8);
     write_lines(&path, &all);
-    assert_eq!(verify(&path).unwrap_err(), VerifyError::Deleted { seq: 5, found: 9 });
+    assert_eq!(
+        verify(&path).unwrap_err(),
+        VerifyError::Deleted { seq: 5, found: 9 }
+    );
 }
 
 #[test]
@@ -184,7 +203,10 @@ fn a_rewritten_last_entry_differs_from_the_head() {
     v["hash"] = json!(hash_of(&v));
     all[4] = v.to_string();
     write_lines(&path, &all);
-    assert_eq!(verify(&path).unwrap_err(), VerifyError::HeadMismatch { seq: 5 });
+    assert_eq!(
+        verify(&path).unwrap_err(),
+        VerifyError::HeadMismatch { seq: 5 }
+    );
 }
 
 #[test]
@@ -215,8 +237,15 @@ fn a_full_rewrite_of_both_files_is_caught_only_by_an_anchor_kept_elsewhere() {
         *line = v.to_string();
     }
     write_lines(&path, &all);
-    std::fs::write(head_path(&path), json!({"seq": 10, "hash": prev}).to_string()).unwrap();
-    assert!(verify(&path).is_ok(), "a consistent rewrite passes verify alone");
+    std::fs::write(
+        head_path(&path),
+        json!({"seq": 10, "hash": prev}).to_string(),
+    )
+    .unwrap();
+    assert!(
+        verify(&path).is_ok(),
+        "a consistent rewrite passes verify alone"
+    );
     let err = verify_with_anchor(&path, &anchor).unwrap_err();
     assert_eq!(err, VerifyError::AnchorMismatch { seq: 10 });
     // A good anchor passes; a malformed one is named.
@@ -235,7 +264,10 @@ fn reopening_continues_the_chain() {
     assert_eq!(log.head().unwrap().seq, 5);
     let e = log.append(event(99)).unwrap();
     assert_eq!(e.seq, 6);
-    assert_eq!(e.prev_hash, parse(&lines(&path)[4])["hash"].as_str().unwrap());
+    assert_eq!(
+        e.prev_hash,
+        parse(&lines(&path)[4])["hash"].as_str().unwrap()
+    );
     assert_eq!(verify(&path).unwrap().entries, 6);
     assert_eq!(log.anchor().unwrap(), format!("6:{}", e.hash));
 }
@@ -308,7 +340,9 @@ fn a_secret_in_the_detail_is_refused_and_nothing_is_written() {
         .append(
             AuditEvent::new(AuditKind::CredentialIssued, "warden", "accessor-1")
                 .investigation("inv-1")
-                .detail(json!({"accessor": "accessor-1", "ttl_seconds": 600, "domains": ["database"]})),
+                .detail(
+                    json!({"accessor": "accessor-1", "ttl_seconds": 600, "domains": ["database"]}),
+                ),
         )
         .unwrap();
     assert_eq!(e.seq, 3);

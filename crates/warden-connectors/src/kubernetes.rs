@@ -556,7 +556,9 @@ impl KubernetesSource {
     }
 
     /// Logs of one container since `range.start`, at most `tail` lines and
-    /// the log byte limit; timestamps come from the kubelet.
+    /// the log byte limit; timestamps come from the kubelet. `previous`: the
+    /// log of the container instance before its last restart.
+    #[allow(clippy::too_many_arguments)]
     async fn container_log(
         &self,
         namespace: &str,
@@ -565,6 +567,7 @@ impl KubernetesSource {
         service: &str,
         range: TimeRange,
         tail: usize,
+        previous: bool,
     ) -> Result<(Vec<LogLine>, Option<LogLine>), DataError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let limit = self.policy.max_response_bytes;
@@ -574,13 +577,15 @@ impl KubernetesSource {
             tail_lines: i64::try_from(tail).ok(),
             limit_bytes: i64::try_from(limit).ok(),
             timestamps: true,
+            previous,
             ..LogParams::default()
         };
+        let which = if previous { " (previous)" } else { "" };
         let text = self
             .call(
                 "pod_logs",
                 namespace,
-                format!("pods/log {pod} container {container}"),
+                format!("pods/log {pod} container {container}{which}"),
                 || api.logs(pod, &params),
             )
             .await?;
@@ -675,8 +680,20 @@ impl KubernetesSource {
                 }
                 read += 1;
                 for c in &summary.containers {
+                    let pod = summary.pod.as_str();
+                    let svc = summary.service.as_str();
+                    // What a container wrote before it was killed is in
+                    // the previous instance's log.
+                    if c.last_terminated.is_some()
+                        && let Ok((log, note)) = self
+                            .container_log(ns, pod, &c.name, svc, range, limit, true)
+                            .await
+                    {
+                        lines.extend(log);
+                        notes.extend(note);
+                    }
                     let (log, note) = self
-                        .container_log(ns, &summary.pod, &c.name, &summary.service, range, limit)
+                        .container_log(ns, pod, &c.name, svc, range, limit, false)
                         .await?;
                     lines.extend(log);
                     notes.extend(note);

@@ -133,8 +133,15 @@ fn parse_value(v: &str) -> f64 {
     }
 }
 
+fn success() -> String {
+    "success".to_string()
+}
+
 #[derive(Deserialize)]
 struct Envelope {
+    /// Absent only from a cut answer whose `status` followed `data`; the
+    /// HTTP status was 200 then.
+    #[serde(default = "success")]
     status: String,
     #[serde(default)]
     data: Option<Data>,

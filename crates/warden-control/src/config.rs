@@ -803,7 +803,10 @@ mod tests {
             panic!("expected Invalid")
         };
         let all = problems.join("\n") + "\n";
-        assert!(all.contains("w.yaml:2:3: runtime.max_concurrent must be at least 1"), "{all}");
+        assert!(
+            all.contains("w.yaml:2:3: runtime.max_concurrent must be at least 1"),
+            "{all}"
+        );
         assert!(
             all.contains("w.yaml:9:12: secrets.domains[0].endpoints[0].cidr \"10.0.0.1/24\": host bits are set; expected the network address"),
             "{all}"
@@ -829,7 +832,14 @@ mod tests {
         assert!(check_cidr("10.0.0.0/24").is_ok());
         assert!(check_cidr("10.0.0.7/32").is_ok());
         assert!(check_cidr("fd00::/64").is_ok());
-        for bad in ["10.0.0.0", "10.0.0.0/33", "0.0.0.0/0", "10.0.0.1/24", "fd00::1/64", "x/8"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "0.0.0.0/0",
+            "10.0.0.1/24",
+            "fd00::1/64",
+            "x/8",
+        ] {
             assert!(check_cidr(bad).is_err(), "{bad}");
         }
     }

@@ -24,7 +24,9 @@ use serde_json::json;
 use warden_audit::{AuditEvent, AuditKind, AuditLog};
 use warden_core::ports::{Store, StoreError};
 use warden_core::{AlertStatus, Investigation, Report, TrustPhase};
-use warden_policy::{ActionGate, ActionRequest, ActionSpec, Decision, NamespacesPolicy, PolicySource};
+use warden_policy::{
+    ActionGate, ActionRequest, ActionSpec, Decision, NamespacesPolicy, PolicySource,
+};
 use warden_trust::outcome::diagnosis_edit_size;
 use warden_trust::{
     ActionRecord, ActionState, Authenticator, ExecutionError, ExecutionRequest, Operator, Outcome,
@@ -146,8 +148,9 @@ impl TrustService {
         wiring: TrustWiring,
         metrics: Arc<Metrics>,
     ) -> Result<TrustService, TrustError> {
-        let extra = PolicySource::from_config(config.policy.directory.as_deref(), &config.policy.inline)
-            .map_err(|e| TrustError::BadRequest(e.to_string()))?;
+        let extra =
+            PolicySource::from_config(config.policy.directory.as_deref(), &config.policy.inline)
+                .map_err(|e| TrustError::BadRequest(e.to_string()))?;
         let gate = ActionGate::new(
             &config.phases,
             &NamespacesPolicy {
@@ -344,9 +347,13 @@ impl TrustService {
                 execution: None,
             };
             self.audit(
-                AuditEvent::new(AuditKind::GateDecision, format!("agent:{}", inv.id), &action.id)
-                    .investigation(inv.id.to_string())
-                    .detail(action.decision.clone()),
+                AuditEvent::new(
+                    AuditKind::GateDecision,
+                    format!("agent:{}", inv.id),
+                    &action.id,
+                )
+                .investigation(inv.id.to_string())
+                .detail(action.decision.clone()),
             )
             .await?;
             self.store.insert_action(&action).await?;
@@ -369,7 +376,10 @@ impl TrustService {
         Ok(out)
     }
 
-    pub async fn actions(&self, investigation: Option<&str>) -> Result<Vec<ActionRecord>, TrustError> {
+    pub async fn actions(
+        &self,
+        investigation: Option<&str>,
+    ) -> Result<Vec<ActionRecord>, TrustError> {
         Ok(self.store.list_actions(investigation).await?)
     }
 
@@ -391,7 +401,12 @@ impl TrustService {
         }
     }
 
-    async fn expire(&self, action: &ActionRecord, now: DateTime<Utc>, why: String) -> Result<(), TrustError> {
+    async fn expire(
+        &self,
+        action: &ActionRecord,
+        now: DateTime<Utc>,
+        why: String,
+    ) -> Result<(), TrustError> {
         let mut next = action.clone();
         next.state = ActionState::Expired;
         next.updated_at = now;
@@ -422,9 +437,14 @@ impl TrustService {
             )));
         }
         if now > action.expires_at {
-            let why = format!("the proposal expired at {} before it was approved", action.expires_at.to_rfc3339());
+            let why = format!(
+                "the proposal expired at {} before it was approved",
+                action.expires_at.to_rfc3339()
+            );
             self.expire(&action, now, why.clone()).await?;
-            return Err(TrustError::Expired(format!("action {id}: {why}; nothing runs")));
+            return Err(TrustError::Expired(format!(
+                "action {id}: {why}; nothing runs"
+            )));
         }
         let mut next = action.clone();
         next.state = ActionState::Approved;
@@ -444,9 +464,14 @@ impl TrustService {
         .await?;
         self.transition(&next, ActionState::PendingApproval).await?;
         self.record(
-            OutcomeRecord::new(self.environment(), &op.subject, now, Outcome::ApprovalDecision { approved: true })
-                .investigation(&action.investigation)
-                .action(id),
+            OutcomeRecord::new(
+                self.environment(),
+                &op.subject,
+                now,
+                Outcome::ApprovalDecision { approved: true },
+            )
+            .investigation(&action.investigation)
+            .action(id),
         )
         .await?;
         Ok(next)
@@ -473,7 +498,11 @@ impl TrustService {
         next.decided_by = Some(op.subject.clone());
         next.decided_at = Some(now);
         next.updated_at = now;
-        next.detail = Some(reason.clone().unwrap_or_else(|| format!("denied by {}", op.subject)));
+        next.detail = Some(
+            reason
+                .clone()
+                .unwrap_or_else(|| format!("denied by {}", op.subject)),
+        );
         self.audit(
             AuditEvent::new(AuditKind::Denial, format!("operator:{}", op.subject), id)
                 .investigation(action.investigation.clone())
@@ -482,9 +511,14 @@ impl TrustService {
         .await?;
         self.transition(&next, ActionState::PendingApproval).await?;
         self.record(
-            OutcomeRecord::new(self.environment(), &op.subject, now, Outcome::ApprovalDecision { approved: false })
-                .investigation(&action.investigation)
-                .action(id),
+            OutcomeRecord::new(
+                self.environment(),
+                &op.subject,
+                now,
+                Outcome::ApprovalDecision { approved: false },
+            )
+            .investigation(&action.investigation)
+            .action(id),
         )
         .await?;
         Ok(next)
@@ -508,7 +542,9 @@ impl TrustService {
                     None => "the action has no approval".to_string(),
                 };
                 self.expire(&action, now, why.clone()).await?;
-                return Err(TrustError::Expired(format!("action {id}: {why}; it did not run")));
+                return Err(TrustError::Expired(format!(
+                    "action {id}: {why}; it did not run"
+                )));
             }
         }
         let Some(executor) = self.executor.clone() else {
@@ -517,7 +553,9 @@ impl TrustService {
             ));
         };
         let Some(proposed) = action.proposed() else {
-            return Err(TrustError::Conflict(format!("action {id} has no known kind")));
+            return Err(TrustError::Conflict(format!(
+                "action {id} has no known kind"
+            )));
         };
         let mut running = action.clone();
         running.state = ActionState::Executing;
@@ -553,7 +591,11 @@ impl TrustService {
                 };
                 (Some(result), detail, Some(report.record))
             }
-            Ok(report) => (Some(RemediationResult::Failure), report.detail, Some(report.record)),
+            Ok(report) => (
+                Some(RemediationResult::Failure),
+                report.detail,
+                Some(report.record),
+            ),
             // Refused before anything ran: not a remediation outcome.
             Err(ExecutionError::Refused(why)) => (None, format!("refused: {why}"), None),
             Err(e) => (Some(RemediationResult::Failure), e.to_string(), None),
@@ -581,9 +623,14 @@ impl TrustService {
         self.transition(&done, ActionState::Executing).await?;
         if let Some(result) = result {
             self.record(
-                OutcomeRecord::new(self.environment(), "warden", Utc::now(), Outcome::Remediation { result })
-                    .investigation(&action.investigation)
-                    .action(id),
+                OutcomeRecord::new(
+                    self.environment(),
+                    "warden",
+                    Utc::now(),
+                    Outcome::Remediation { result },
+                )
+                .investigation(&action.investigation)
+                .action(id),
             )
             .await?;
         }
@@ -597,7 +644,9 @@ impl TrustService {
         let id = warden_core::IncidentId(incident.to_string());
         loop {
             let inc = self.core.get_incident(&id).await?;
-            if !inc.alerts.is_empty() && inc.alerts.iter().all(|a| a.status == AlertStatus::Resolved) {
+            if !inc.alerts.is_empty()
+                && inc.alerts.iter().all(|a| a.status == AlertStatus::Resolved)
+            {
                 return Ok(true);
             }
             if started.elapsed() >= window {
@@ -626,7 +675,11 @@ impl TrustService {
         let mut next = action.clone();
         next.state = ActionState::RolledBack;
         next.updated_at = now;
-        next.detail = Some(detail.clone().unwrap_or_else(|| format!("rolled back, reported by {}", op.subject)));
+        next.detail = Some(
+            detail
+                .clone()
+                .unwrap_or_else(|| format!("rolled back, reported by {}", op.subject)),
+        );
         self.audit(
             AuditEvent::new(AuditKind::Execution, format!("operator:{}", op.subject), id)
                 .investigation(action.investigation.clone())
@@ -639,7 +692,9 @@ impl TrustService {
                 self.environment(),
                 &op.subject,
                 now,
-                Outcome::Remediation { result: RemediationResult::RolledBack },
+                Outcome::Remediation {
+                    result: RemediationResult::RolledBack,
+                },
             )
             .investigation(&action.investigation)
             .action(id),
@@ -656,10 +711,16 @@ impl TrustService {
         input: &VerdictInput,
     ) -> Result<OutcomeRecord, TrustError> {
         op.require(Role::Responder)?;
-        let report = self.core.get_report(investigation).await.map_err(|e| match e {
-            StoreError::NotFound(_) => TrustError::Conflict(format!("investigation {investigation} has no report to judge")),
-            other => other.into(),
-        })?;
+        let report = self
+            .core
+            .get_report(investigation)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => TrustError::Conflict(format!(
+                    "investigation {investigation} has no report to judge"
+                )),
+                other => other.into(),
+            })?;
         let (old_subject, old_statement) = report
             .root_cause
             .as_ref()
@@ -681,16 +742,23 @@ impl TrustService {
             self.environment(),
             &op.subject,
             Utc::now(),
-            Outcome::Verdict { verdict: input.verdict, edit_size },
+            Outcome::Verdict {
+                verdict: input.verdict,
+                edit_size,
+            },
         )
         .investigation(investigation.as_str());
         self.audit(
-            AuditEvent::new(AuditKind::Verdict, format!("operator:{}", op.subject), investigation.as_str())
-                .investigation(investigation.to_string())
-                .detail(json!({
-                    "verdict": input.verdict, "edit_size": edit_size,
-                    "subject": input.subject, "statement": input.statement,
-                })),
+            AuditEvent::new(
+                AuditKind::Verdict,
+                format!("operator:{}", op.subject),
+                investigation.as_str(),
+            )
+            .investigation(investigation.to_string())
+            .detail(json!({
+                "verdict": input.verdict, "edit_size": edit_size,
+                "subject": input.subject, "statement": input.statement,
+            })),
         )
         .await?;
         self.record(outcome.clone()).await?;
@@ -707,22 +775,39 @@ impl TrustService {
     ) -> Result<OutcomeRecord, TrustError> {
         op.require(Role::Responder)?;
         if known_root_cause.trim().is_empty() {
-            return Err(TrustError::BadRequest("known_root_cause must not be empty".into()));
+            return Err(TrustError::BadRequest(
+                "known_root_cause must not be empty".into(),
+            ));
         }
-        let report = self.core.get_report(investigation).await.map_err(|e| match e {
-            StoreError::NotFound(_) => TrustError::Conflict(format!("investigation {investigation} has no report to score")),
-            other => other.into(),
-        })?;
+        let report = self
+            .core
+            .get_report(investigation)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => TrustError::Conflict(format!(
+                    "investigation {investigation} has no report to score"
+                )),
+                other => other.into(),
+            })?;
         let result = score_root_cause(report.root_cause.as_ref(), known_root_cause);
-        let outcome = OutcomeRecord::new(self.environment(), &op.subject, Utc::now(), Outcome::ShadowReview { result })
-            .investigation(investigation.as_str());
+        let outcome = OutcomeRecord::new(
+            self.environment(),
+            &op.subject,
+            Utc::now(),
+            Outcome::ShadowReview { result },
+        )
+        .investigation(investigation.as_str());
         self.audit(
-            AuditEvent::new(AuditKind::Verdict, format!("operator:{}", op.subject), investigation.as_str())
-                .investigation(investigation.to_string())
-                .detail(json!({
-                    "review": result, "known_root_cause": known_root_cause,
-                    "reported": report.root_cause.as_ref().map(|r| &r.subject),
-                })),
+            AuditEvent::new(
+                AuditKind::Verdict,
+                format!("operator:{}", op.subject),
+                investigation.as_str(),
+            )
+            .investigation(investigation.to_string())
+            .detail(json!({
+                "review": result, "known_root_cause": known_root_cause,
+                "reported": report.root_cause.as_ref().map(|r| &r.subject),
+            })),
         )
         .await?;
         self.record(outcome.clone()).await?;
@@ -788,7 +873,12 @@ impl TrustService {
         ) else {
             return Ok(());
         };
-        let reason = format!("demoted from {} to {}: {}", d.from, d.to, d.reasons.join("; "));
+        let reason = format!(
+            "demoted from {} to {}: {}",
+            d.from,
+            d.to,
+            d.reasons.join("; ")
+        );
         self.audit(
             AuditEvent::new(AuditKind::Demotion, "warden", &env).detail(json!({
                 "from": d.from, "to": d.to, "reasons": d.reasons, "window": d.window,

@@ -70,7 +70,9 @@ async fn operator(
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| !t.is_empty())
         .map(|t| SecretString::from(t.to_string()))
-        .ok_or_else(|| ApiError::Unauthorized("an operator's bearer credential is required".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("an operator's bearer credential is required".into())
+        })?;
     let op = svc.authenticate(&credential).await?;
     op.require(role).map_err(TrustError::from)?;
     Ok((svc, op))
@@ -81,7 +83,10 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &Bytes, what: &str) -> Resul
 }
 
 /// An optional JSON body: empty means all defaults.
-fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes, what: &str) -> Result<T, ApiError> {
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    bytes: &Bytes,
+    what: &str,
+) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         Ok(T::default())
     } else {
@@ -96,7 +101,10 @@ fn investigation_id(raw: &str) -> Result<InvestigationId, ApiError> {
 fn action_id(raw: &str) -> Result<&str, ApiError> {
     let ok = raw.len() <= 64
         && raw.starts_with("act-")
-        && raw.bytes().skip(4).all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        && raw
+            .bytes()
+            .skip(4)
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if ok {
         Ok(raw)
     } else {
@@ -153,7 +161,9 @@ async fn list_actions(
         .get("investigation")
         .map(|i| investigation_id(i))
         .transpose()?;
-    let actions = svc.actions(filter.as_ref().map(InvestigationId::as_str)).await?;
+    let actions = svc
+        .actions(filter.as_ref().map(InvestigationId::as_str))
+        .await?;
     Ok(Json(json!({ "actions": actions })).into_response())
 }
 
@@ -225,7 +235,11 @@ async fn rollback(
     let id = action_id(&id)?;
     let (svc, op) = operator(&state, &headers, Role::Approver).await?;
     let input: RollbackInput = optional_body(&body, "rollback report")?;
-    Ok(Json(svc.report_rollback(&op, id, input.detail, Utc::now()).await?).into_response())
+    Ok(Json(
+        svc.report_rollback(&op, id, input.detail, Utc::now())
+            .await?,
+    )
+    .into_response())
 }
 
 /// `GET /api/v1/trust/status[?environment=ENV]` (viewer+).
@@ -235,7 +249,9 @@ async fn status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (svc, _) = operator(&state, &headers, Role::Viewer).await?;
-    let status = svc.status(params.get("environment").map(String::as_str)).await?;
+    let status = svc
+        .status(params.get("environment").map(String::as_str))
+        .await?;
     Ok(Json(json!({ "environment": svc.environment(), "environments": status })).into_response())
 }
 

@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
+pub use kube::Client;
+use kube::Config;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
-pub use kube::Client;
-use kube::Config;
 use serde_json::Value;
 
 use crate::fix::Fix;

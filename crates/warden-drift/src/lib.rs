@@ -56,10 +56,10 @@ pub struct State {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A manifest is not valid YAML/JSON or lacks apiVersion/kind/name.
     #[error("{origin}: {message}")]
@@ -73,11 +73,10 @@ pub enum Error {
         second: String,
     },
     /// A Vault policy does not parse.
-    #[error("Vault policy {policy:?}: {source}")]
+    #[error("Vault policy {policy:?}: {error}")]
     Hcl {
         policy: String,
-        #[source]
-        source: hcl::ParseError,
+        error: hcl::ParseError,
     },
     /// A NetworkPolicy holds a value Kubernetes would reject.
     #[error("{object}: {message}")]
@@ -136,9 +135,9 @@ pub fn parse_policies(texts: &BTreeMap<String, String>) -> Result<BTreeMap<Strin
         .map(|(name, text)| {
             hcl::parse(text)
                 .map(|p| (name.clone(), p))
-                .map_err(|source| Error::Hcl {
+                .map_err(|error| Error::Hcl {
                     policy: name.clone(),
-                    source,
+                    error,
                 })
         })
         .collect()

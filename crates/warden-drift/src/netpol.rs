@@ -647,6 +647,27 @@ pub fn compare(scope: &Scope, desired: &Index, live: &Index, report: &mut Report
                         if pieces.is_empty() {
                             continue;
                         }
+                        if pieces == universe.allowed(rule) {
+                            findings.push(Finding {
+                                area: Area::Egress,
+                                holder: holder.clone(),
+                                permission: format!(
+                                    "{} ({})",
+                                    rule_text(rule),
+                                    if wider {
+                                        "all of it new"
+                                    } else {
+                                        "all of it lost"
+                                    }
+                                ),
+                                sources: vec![Source::new(
+                                    &rule.policy,
+                                    "policy",
+                                    Some(format!("egress rule #{}", rule.index + 1)),
+                                )],
+                            });
+                            continue;
+                        }
                         let described = universe.describe(&pieces);
                         let mut shown: Vec<String> =
                             described.iter().take(SHOWN).cloned().collect();

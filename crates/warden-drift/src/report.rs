@@ -151,14 +151,26 @@ impl Report {
                     Area::Vault => "vault",
                 };
                 let _ = writeln!(out, "  [{area}] {holder}");
+                // Permissions that come from the same objects are listed
+                // under them once.
+                let mut by_sources: BTreeMap<&[Source], Vec<&str>> = BTreeMap::new();
                 for f in findings {
-                    let _ = writeln!(out, "    {}", f.permission);
-                    for s in &f.sources {
-                        let _ = write!(out, "      {}: {}", s.role, s.object);
-                        if let Some(d) = &s.detail {
-                            let _ = write!(out, " ({d})");
-                        }
-                        out.push('\n');
+                    by_sources
+                        .entry(f.sources.as_slice())
+                        .or_default()
+                        .push(f.permission.as_str());
+                }
+                for (sources, permissions) in by_sources {
+                    let from: Vec<String> = sources
+                        .iter()
+                        .map(|s| match &s.detail {
+                            Some(d) => format!("{} {} ({d})", s.role, s.object),
+                            None => format!("{} {}", s.role, s.object),
+                        })
+                        .collect();
+                    let _ = writeln!(out, "    from {}:", from.join(", "));
+                    for p in permissions {
+                        let _ = writeln!(out, "      {p}");
                     }
                 }
             }

@@ -25,9 +25,9 @@ pub struct Loaded {
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: dir.to_path_buf(),
-        source,
+        error,
     };
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
@@ -112,9 +112,9 @@ pub fn load_dir(dir: &Path) -> Result<Loaded> {
         if !["yaml", "yml", "json", "hcl"].contains(&ext) {
             continue;
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(&path).map_err(|error| Error::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
         let origin = path.display().to_string();
         if ext == "hcl" {

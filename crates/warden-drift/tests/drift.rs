@@ -378,7 +378,7 @@ fn an_added_egress_rule_to_anywhere_is_widening_naming_the_policy() {
     );
     assert!(
         f.permission
-            .starts_with("egress to 0.0.0.0/0 on TCP/443 (newly reachable: 0.0.0.0/0 TCP/443)"),
+            .starts_with("egress to 0.0.0.0/0 on TCP/443 (all of it new)"),
         "{}",
         f.permission
     );

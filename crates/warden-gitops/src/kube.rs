@@ -359,7 +359,10 @@ fn egress_policy(
     let mut egress = vec![dns_rule(), control_plane_rule(config)];
     egress.extend(endpoint_rules);
     let mut metadata = meta(name, &config.namespaces.investigations, env, phase);
-    metadata["annotations"] = json!({ "warden.dev/egress-endpoints": notes.join(", ") });
+    if !notes.is_empty() {
+        // Which domain each address rule is for, for reviewers.
+        metadata["annotations"] = json!({ "warden.dev/egress-endpoints": notes.join(", ") });
+    }
     json!({
         "apiVersion": NETWORKING,
         "kind": "NetworkPolicy",

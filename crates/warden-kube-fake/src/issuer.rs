@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 /// DER prefix of a P-256 SubjectPublicKeyInfo; the 65-byte uncompressed
 /// point follows it.
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 pub(crate) struct Issuer {
@@ -26,7 +26,10 @@ pub(crate) struct Issuer {
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issuer").field("issuer", &self.issuer).field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Issuer")
+            .field("issuer", &self.issuer)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +96,10 @@ impl Issuer {
             .key
             .sign(&SystemRandom::new(), signing_input.as_bytes())
             .map_err(|_| "signing the token failed".to_string())?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(sig.as_ref())
+        ))
     }
 }
 
@@ -105,13 +111,16 @@ mod tests {
     #[test]
     fn tokens_verify_with_the_published_key() {
         let issuer = Issuer::new("https://kubernetes.default.svc.cluster.local".into()).unwrap();
-        let token = issuer.sign(&json!({"sub": "system:serviceaccount:ns:sa"})).unwrap();
+        let token = issuer
+            .sign(&json!({"sub": "system:serviceaccount:ns:sa"}))
+            .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         let point = issuer.key.public_key().as_ref().to_vec();
         let pk = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
-        pk.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).unwrap();
+        pk.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+            .unwrap();
         // The PEM carries the same key.
         let pem = issuer.public_key_pem();
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();

@@ -112,8 +112,11 @@ impl Shared {
         identity: ServiceAccountIdentity,
         expiration_seconds: Option<i64>,
     ) -> Result<(String, chrono::DateTime<chrono::Utc>), ApiError> {
-        let sa_kind = kinds::lookup("serviceaccounts").ok_or_else(|| ApiError::no_route("serviceaccounts"))?;
-        let sa = world.store.get(sa_kind, Some(&identity.namespace), &identity.name)?;
+        let sa_kind = kinds::lookup("serviceaccounts")
+            .ok_or_else(|| ApiError::no_route("serviceaccounts"))?;
+        let sa = world
+            .store
+            .get(sa_kind, Some(&identity.namespace), &identity.name)?;
         let now = chrono::Utc::now();
         let exp = identity
             .expires_at
@@ -129,9 +132,14 @@ impl Shared {
         });
         if let Some(pod_name) = &identity.pod_name {
             let pod_kind = kinds::lookup("pods").ok_or_else(|| ApiError::no_route("pods"))?;
-            let pod = world.store.get(pod_kind, Some(&identity.namespace), pod_name)?;
+            let pod = world
+                .store
+                .get(pod_kind, Some(&identity.namespace), pod_name)?;
             if let Some(m) = k8s.as_object_mut() {
-                m.insert("pod".into(), json!({"name": pod_name, "uid": meta::uid(&pod)}));
+                m.insert(
+                    "pod".into(),
+                    json!({"name": pod_name, "uid": meta::uid(&pod)}),
+                );
                 if let Some(node) = meta::str_at(&pod, "/spec/nodeName") {
                     m.insert("node".into(), json!({"name": node}));
                 }
@@ -153,8 +161,14 @@ impl Shared {
             message: e,
             details: None,
         })?;
-        let registered = ServiceAccountIdentity { audiences, expires_at: Some(exp), ..identity };
-        world.tokens.insert(token.clone(), TokenEntry::ServiceAccount(registered));
+        let registered = ServiceAccountIdentity {
+            audiences,
+            expires_at: Some(exp),
+            ..identity
+        };
+        world
+            .tokens
+            .insert(token.clone(), TokenEntry::ServiceAccount(registered));
         Ok((token, exp))
     }
 }
@@ -472,7 +486,10 @@ impl RequestCtx {
                         .get(header::HOST)
                         .and_then(|h| h.to_str().ok())
                         .unwrap_or("127.0.0.1");
-                    return json_response(200, &issuer.openid_configuration(&format!("http://{host}/openid/v1/jwks")));
+                    return json_response(
+                        200,
+                        &issuer.openid_configuration(&format!("http://{host}/openid/v1/jwks")),
+                    );
                 }
                 "/openid/v1/jwks" => {
                     record.verb = "get".into();
@@ -719,9 +736,12 @@ impl RequestCtx {
                 if kind.plural == "pods" {
                     self.shared.lock().logs.remove_pod(ns.unwrap_or(""), name);
                 }
+                // Like the real handler: 202 only when the deprecated
+                // `orphanDependents: false` was sent and the object is not
+                // gone yet; 200 otherwise.
                 let pending = out.get("kind").and_then(Value::as_str) != Some("Status")
-                    && out.pointer("/metadata/deletionTimestamp").is_some()
-                    && self.shared.lock().store.get(kind, ns, name).is_ok();
+                    && self.shared.lock().store.get(kind, ns, name).is_ok()
+                    && opts.get("orphanDependents").and_then(Value::as_bool) == Some(false);
                 let mut resp = json_response(if pending { 202 } else { 200 }, &out);
                 if kind.plural == "jobs" && propagation.is_none() {
                     resp.headers_mut().insert(
@@ -888,18 +908,28 @@ impl RequestCtx {
     fn token_request(&self, ns: &str, name: &str) -> Result<Response, ApiError> {
         let body = self.body_object()?;
         let spec = body.get("spec").cloned().unwrap_or(json!({}));
-        let expiration = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+        let expiration = spec
+            .get("expirationSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(3600);
         if expiration < 600 {
             return Err(ApiError::invalid_options(
                 "TokenRequest.authentication.k8s.io",
                 "spec.expirationSeconds",
-                &format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes"),
+                &format!(
+                    "Invalid value: {expiration}: may not specify a duration less than 10 minutes"
+                ),
             ));
         }
         let audiences: Vec<String> = spec
             .get("audiences")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         let bound = spec.get("boundObjectRef");
         let pod_name = match bound {
@@ -932,7 +962,8 @@ impl RequestCtx {
                     return Err(ApiError::conflict(pod_kind, pod));
                 }
             }
-            self.shared.issue_token(&mut world, identity, Some(expiration))?
+            self.shared
+                .issue_token(&mut world, identity, Some(expiration))?
         };
         let mut out = json!({
             "kind": "TokenRequest",

@@ -7,7 +7,7 @@ use crate::kinds::{self, KindInfo};
 use crate::meta::{self, child_mut, ensure_object, metadata_mut};
 use crate::server::World;
 use crate::status::ApiError;
-use crate::store::{Part, PatchType};
+use crate::store::{Part, PatchType, Propagation};
 use crate::{FakeApiServer, FakeError};
 
 /// The state of one container, as the kubelet reports it.
@@ -329,6 +329,11 @@ impl FakeApiServer {
             let job_obj = w.store.get(jobs, Some(namespace), job)?;
             if has_true_condition(&job_obj, "Complete") || has_true_condition(&job_obj, "Failed") {
                 return Err(FakeError::Invalid(format!("job {namespace}/{job} has finished; the controller creates no more pods")));
+            }
+            if job_obj.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+                return Err(FakeError::Invalid(format!(
+                    "job {namespace}/{job} is suspended; the controller creates no pods"
+                )));
             }
             let uid = meta::uid(&job_obj).to_string();
             let template = job_obj.pointer("/spec/template").cloned().unwrap_or(json!({}));
@@ -676,6 +681,55 @@ impl FakeApiServer {
                 Some(outcome) => Ok(finish_job(w, jobs, namespace, &current, outcome)?),
                 None => Ok(current),
             }
+        })
+    }
+
+    /// One pass of the TTL-after-finished controller: deletes (with
+    /// Background propagation, so their pods go too) every finished Job
+    /// whose `ttlSecondsAfterFinished` has elapsed since it finished.
+    /// Returns the deleted Jobs as `namespace/name`.
+    pub fn run_ttl_controller(&self) -> Result<Vec<String>, FakeError> {
+        let jobs = kind("jobs")?;
+        self.mutate(|w| {
+            let now = chrono::Utc::now();
+            let mut deleted = Vec::new();
+            for job in w
+                .store
+                .list(jobs, None, &Default::default(), &Default::default())
+            {
+                let Some(ttl) = job
+                    .pointer("/spec/ttlSecondsAfterFinished")
+                    .and_then(Value::as_i64)
+                else {
+                    continue;
+                };
+                let finished_at = job
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .and_then(|cs| {
+                        cs.iter().find(|c| {
+                            matches!(
+                                c.get("type").and_then(Value::as_str),
+                                Some("Complete" | "Failed")
+                            ) && c.get("status").and_then(Value::as_str) == Some("True")
+                        })
+                    })
+                    .and_then(|c| c.get("lastTransitionTime").and_then(Value::as_str))
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                let Some(finished_at) = finished_at else {
+                    continue;
+                };
+                if (now - finished_at.with_timezone(&chrono::Utc)).num_seconds() >= ttl {
+                    let (ns, name) = (
+                        meta::namespace(&job).to_string(),
+                        meta::name(&job).to_string(),
+                    );
+                    w.store
+                        .delete(jobs, Some(&ns), &name, Some(Propagation::Background), None)?;
+                    deleted.push(format!("{ns}/{name}"));
+                }
+            }
+            Ok(deleted)
         })
     }
 

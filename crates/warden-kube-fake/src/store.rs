@@ -554,7 +554,9 @@ impl Store {
         let user_finalizers = meta::finalizers(&old);
         let gc_finalizer = match propagation {
             Propagation::Foreground => Some("foregroundDeletion"),
-            Propagation::Orphan if self.has_dependents(&uid) => Some("orphan"),
+            // The real server adds the GC finalizer whether or not there
+            // are dependents, so the response is the object being deleted.
+            Propagation::Orphan => Some("orphan"),
             _ => None,
         };
         if old.pointer("/metadata/deletionTimestamp").is_some() {
@@ -614,12 +616,6 @@ impl Store {
             }
         }
         Ok(marked)
-    }
-
-    fn has_dependents(&self, uid: &str) -> bool {
-        self.objects
-            .values()
-            .any(|o| meta::owner_uids(o).iter().any(|u| u == uid))
     }
 
     /// Deletes (Background/Foreground) or orphans the dependents of `uid`.

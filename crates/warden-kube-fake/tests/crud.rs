@@ -459,10 +459,20 @@ async fn delete_propagation_follows_owner_references() {
     );
 
     // batch/v1 Jobs default to orphaning their pods, with a warning.
-    jobs.delete("default", &DeleteParams::default())
+    let out = jobs
+        .delete("default", &DeleteParams::default())
         .await
         .unwrap();
+    let pending = out
+        .left()
+        .expect("orphaning returns the object being deleted");
+    assert_eq!(pending.metadata.finalizers.unwrap(), ["orphan"]);
     assert_eq!(pods_of("default").await.len(), 1);
+    assert_eq!(
+        api_error(jobs.get("default").await.unwrap_err()).code,
+        404,
+        "gone once orphaned"
+    );
     let req = fake
         .requests()
         .into_iter()

@@ -334,3 +334,58 @@ async fn image_pull_back_off_is_reported_like_the_kubelet() {
     );
     assert_eq!(err.code, 422);
 }
+
+#[tokio::test]
+async fn ttl_controller_deletes_finished_jobs_and_their_pods() {
+    let fake = fake().await;
+    let jobs: Api<Job> = Api::namespaced(fake.client(), "warden");
+    let mut j = job("ttl", json!({}));
+    j.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(0);
+    jobs.create(&PostParams::default(), &j).await.unwrap();
+    let mut keep = job("keep", json!({}));
+    keep.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(3600);
+    jobs.create(&PostParams::default(), &keep).await.unwrap();
+    let pod = fake.create_pod_for_job("warden", "ttl").unwrap();
+    let pod_name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    fake.create_pod_for_job("warden", "keep").unwrap();
+
+    assert!(
+        fake.run_ttl_controller().unwrap().is_empty(),
+        "running jobs are kept"
+    );
+    fake.set_pod_phase("warden", &pod_name, PodPhase::Succeeded)
+        .unwrap();
+    fake.sync_job("warden", "ttl").unwrap();
+    fake.complete_job("warden", "keep").unwrap();
+    assert_eq!(fake.run_ttl_controller().unwrap(), ["warden/ttl"]);
+    assert!(fake.object("jobs", Some("warden"), "ttl").is_none());
+    assert!(
+        fake.object("pods", Some("warden"), &pod_name).is_none(),
+        "pods go with the job"
+    );
+    assert!(fake.object("jobs", Some("warden"), "keep").is_some());
+}
+
+#[tokio::test]
+async fn await_condition_sees_the_job_complete() {
+    use kube::runtime::wait::{await_condition, conditions};
+    let fake = fake().await;
+    let jobs: Api<Job> = Api::namespaced(fake.client(), "warden");
+    jobs.create(&PostParams::default(), &job("wait", json!({})))
+        .await
+        .unwrap();
+    let waiter = tokio::spawn(await_condition(
+        jobs.clone(),
+        "wait",
+        conditions::is_job_completed(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished());
+    fake.complete_job("warden", "wait").unwrap();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("completion seen within 5 s")
+        .unwrap()
+        .unwrap();
+    assert!(condition(done.as_ref().unwrap(), "Complete").is_some());
+}

@@ -100,7 +100,9 @@ fn boolean(v: Option<&Value>) -> Option<bool> {
 }
 
 fn list<'a>(v: &'a Value, key: &str) -> Option<&'a Vec<Value>> {
-    v.get(key).and_then(Value::as_array).or_else(|| v.as_array())
+    v.get(key)
+        .and_then(Value::as_array)
+        .or_else(|| v.as_array())
 }
 
 /// Hypotheses from `{"hypotheses": [...]}` or a bare array.
@@ -110,8 +112,7 @@ pub fn hypotheses(v: &Value, key: &str) -> Result<Vec<ProposedHypothesis>, Strin
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let Some(statement) = text(item.get("statement").or_else(|| item.get("hypothesis")))
-        else {
+        let Some(statement) = text(item.get("statement").or_else(|| item.get("hypothesis"))) else {
             continue;
         };
         let subject = text(item.get("subject").or_else(|| item.get("component")))

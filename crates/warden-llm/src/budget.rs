@@ -95,7 +95,13 @@ impl Budget {
     }
 
     /// Records one call (or one refused call) in the ledger.
-    pub fn record(&mut self, input_tokens: u64, output_tokens: u64, latency_ms: u64, outcome: &str) {
+    pub fn record(
+        &mut self,
+        input_tokens: u64,
+        output_tokens: u64,
+        latency_ms: u64,
+        outcome: &str,
+    ) {
         self.calls.push(LlmCall {
             model: self.model.clone(),
             input_tokens,

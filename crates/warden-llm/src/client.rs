@@ -592,7 +592,10 @@ fn tool_call(call: &Value, index: usize) -> ToolCall {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let arguments = match function.get("arguments").or_else(|| function.get("parameters")) {
+    let arguments = match function
+        .get("arguments")
+        .or_else(|| function.get("parameters"))
+    {
         None | Some(Value::Null) => Ok(serde_json::Map::new()),
         Some(Value::Object(map)) => Ok(map.clone()),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(serde_json::Map::new()),
@@ -663,8 +666,16 @@ mod tests {
 
     #[test]
     fn missing_choices_and_non_json_are_errors_naming_the_problem() {
-        assert!(parse_completion("{}", 1).unwrap_err().contains("no choices"));
-        assert!(parse_completion("<html>", 1).unwrap_err().contains("not JSON"));
+        assert!(
+            parse_completion("{}", 1)
+                .unwrap_err()
+                .contains("no choices")
+        );
+        assert!(
+            parse_completion("<html>", 1)
+                .unwrap_err()
+                .contains("not JSON")
+        );
         assert!(
             parse_completion(r#"{"choices":[{"message":{"content":null}}]}"#, 1)
                 .unwrap_err()
@@ -685,7 +696,10 @@ mod tests {
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         let wait = parse_retry_after(&soon).unwrap();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         let past = "Wed, 21 Oct 2015 07:28:00 GMT";
         assert_eq!(parse_retry_after(past), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);

@@ -132,7 +132,15 @@ impl LlmReasoner {
             max_retries: settings.max_retries,
             ..RetryPolicy::default()
         };
-        Self::with_policy(settings, api_key, cost_budget_usd, deadline, briefing, policy, price)
+        Self::with_policy(
+            settings,
+            api_key,
+            cost_budget_usd,
+            deadline,
+            briefing,
+            policy,
+            price,
+        )
     }
 
     /// [`LlmReasoner::new`] with its retry timing supplied.
@@ -509,7 +517,11 @@ impl Reasoner for LlmReasoner {
             messages.push(Message {
                 role: "assistant".into(),
                 content: completion.content.clone(),
-                tool_calls: completion.tool_calls.iter().map(|c| c.raw.clone()).collect(),
+                tool_calls: completion
+                    .tool_calls
+                    .iter()
+                    .map(|c| c.raw.clone())
+                    .collect(),
                 tool_call_id: None,
             });
             for call in &completion.tool_calls {
@@ -554,9 +566,7 @@ impl Reasoner for LlmReasoner {
         });
         let prior = h.score;
         let queries: Vec<Query> = observations.iter().map(|o| o.query.clone()).collect();
-        let parse = move |v: &Value| {
-            answer::assessment(v, prior, &|i| domain_of(queries.get(i)))
-        };
+        let parse = move |v: &Value| answer::assessment(v, prior, &|i| domain_of(queries.get(i)));
         match self
             .structured("evaluate", &prompt::evaluate(&h.id), &data, &parse)
             .await?
@@ -606,7 +616,9 @@ impl Reasoner for LlmReasoner {
         {
             Ok(r) => Ok(r),
             Err(why) => {
-                self.note(format!("remediate: nothing proposed, the answer could not be read: {why}"));
+                self.note(format!(
+                    "remediate: nothing proposed, the answer could not be read: {why}"
+                ));
                 Ok(Vec::new())
             }
         }

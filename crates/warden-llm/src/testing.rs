@@ -151,9 +151,17 @@ impl Recorded {
             .as_array()?
             .iter()
             .rev()
-            .find(|m| m["role"] == "user" && m["content"].as_str().is_some_and(|c| c.starts_with("Step: ")))?
+            .find(|m| {
+                m["role"] == "user"
+                    && m["content"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with("Step: "))
+            })?
             .clone();
-        let text = last["content"].as_str()?.strip_prefix("Step: ")?.to_string();
+        let text = last["content"]
+            .as_str()?
+            .strip_prefix("Step: ")?
+            .to_string();
         text.split('.').next().map(str::to_string)
     }
 }
@@ -231,7 +239,12 @@ async fn handle(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) ->
         at: Instant::now(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
@@ -257,7 +270,8 @@ async fn handle(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) ->
                 headers,
                 body,
             } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut resp = (status, body).into_response();
                 for (k, v) in headers {
                     if let (Ok(k), Ok(v)) = (
@@ -364,8 +378,18 @@ pub mod model {
                 "prior": 0.8 - 0.2 * out.len() as f64,
             }));
         }
-        for c in engines["candidates"].as_array().into_iter().flatten() {
-            let Some(node) = c["node"].as_str() else { continue };
+        // Ranked candidates first; without a topology to rank on, the
+        // unwell nodes, then the most anomalous series' nodes.
+        let nodes = engines["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(engines["node_health"].as_array().into_iter().flatten())
+            .chain(engines["anomalies"]["top"].as_array().into_iter().flatten());
+        for c in nodes {
+            let Some(node) = c["node"].as_str() else {
+                continue;
+            };
             if subjects.iter().any(|s| s == node) || out.len() >= 4 {
                 continue;
             }
@@ -388,8 +412,14 @@ pub mod model {
             .is_some_and(|s| s.starts_with("Change "));
         let mut calls: Vec<(&str, Value)> = Vec::new();
         if is_change {
-            calls.push(("query_changes", json!({"purpose": "the change and its timing"})));
-            calls.push(("query_flows", json!({"purpose": "traffic through the changed node"})));
+            calls.push((
+                "query_changes",
+                json!({"purpose": "the change and its timing"}),
+            ));
+            calls.push((
+                "query_flows",
+                json!({"purpose": "traffic through the changed node"}),
+            ));
             calls.push((
                 "query_security_events",
                 json!({"purpose": "denied or reset connections"}),
@@ -464,6 +494,8 @@ pub mod model {
         } else {
             json!({"action": "rollout_restart", "target": subject, "rationale": "clear a degraded state", "risk": "medium"})
         };
-        Reply::answer(json!({"remediation": [action, {"action": "delete_namespace", "target": "prod"}]}))
+        Reply::answer(
+            json!({"remediation": [action, {"action": "delete_namespace", "target": "prod"}]}),
+        )
     }
 }

@@ -30,15 +30,14 @@ pub fn definitions(sources: &[SourceInfo]) -> Vec<Value> {
             format!("{} ({})", s.name, domains.join(", "))
         })
         .collect();
+    // Descriptions are kept short: the definitions go out with every plan
+    // round, and each byte is paid for on each of them.
     let source = json!({
         "type": "string",
         "enum": names,
-        "description": format!("Data source; omit to ask every source: {}", described.join("; ")),
+        "description": format!("Default: all. {}", described.join("; ")),
     });
-    let purpose = json!({"type": "string", "description": "What the answer would show"});
-    let time = |what: &str| {
-        json!({"type": "string", "description": format!("RFC 3339 {what}; default: the investigation window")})
-    };
+    let purpose = json!({"type": "string"});
     let tool = |name: &str, description: &str, mut props: Map<String, Value>| {
         props.insert("source".into(), source.clone());
         props.insert("purpose".into(), purpose.clone());
@@ -51,41 +50,40 @@ pub fn definitions(sources: &[SourceInfo]) -> Vec<Value> {
             }
         })
     };
-    let ranged = |mut props: Map<String, Value>| {
-        props.insert("start".into(), time("start"));
-        props.insert("end".into(), time("end"));
-        props
-    };
+    // Every query reads the investigation window; the schema does not
+    // offer `start`/`end` (they would cost bytes on every plan round), but
+    // a call that sends them (RFC 3339) is read and clamped to the window.
+    let ranged = |props: Map<String, Value>| props;
     let string = |d: &str| json!({"type": "string", "description": d});
     let mut metrics = Map::new();
-    metrics.insert("metric".into(), string("Metric name; omit for all"));
-    metrics.insert("service".into(), string("Only series of this service"));
+    metrics.insert("metric".into(), string("Default: all"));
+    metrics.insert("service".into(), json!({"type": "string"}));
     metrics.insert(
         "labels".into(),
-        json!({"type": "object", "additionalProperties": {"type": "string"}, "description": "Other label equalities"}),
+        json!({"type": "object", "additionalProperties": {"type": "string"}}),
     );
     let mut logs = Map::new();
-    logs.insert("service".into(), string("Only this service"));
+    logs.insert("service".into(), json!({"type": "string"}));
     logs.insert(
         "min_level".into(),
         json!({"type": "string", "enum": ["DEBUG", "INFO", "WARN", "ERROR"]}),
     );
-    logs.insert("contains".into(), string("Only lines containing this text"));
+    logs.insert("contains".into(), string("Substring"));
     logs.insert(
         "limit".into(),
         json!({"type": "integer", "minimum": 1, "maximum": MAX_LOG_LIMIT}),
     );
     let mut flows = Map::new();
-    flows.insert("service".into(), string("Only flows from or to this service"));
+    flows.insert("service".into(), string("From or to"));
     vec![
         tool(
             "query_metrics",
-            "Metric series, answered as anomaly scores (incident vs baseline)",
+            "Metric series; answered as anomaly scores vs baseline",
             ranged(metrics),
         ),
         tool(
             "query_logs",
-            "Log lines, answered as new or bursting templates with counts",
+            "Log lines; answered as templates with counts",
             ranged(logs),
         ),
         tool(
@@ -95,12 +93,12 @@ pub fn definitions(sources: &[SourceInfo]) -> Vec<Value> {
         ),
         tool(
             "query_flows",
-            "Network flows, answered as impaired paths",
+            "Network flows; answered as impaired paths",
             ranged(flows),
         ),
         tool(
             "query_security_events",
-            "Security sensor events, answered as counts",
+            "Security sensor events; answered as counts",
             ranged(Map::new()),
         ),
         tool("query_topology", "The dependency graph", Map::new()),
@@ -156,7 +154,9 @@ pub fn planned_query(
                         let v = match v {
                             Value::String(s) => s.clone(),
                             Value::Number(n) => n.to_string(),
-                            other => return Err(format!("label {k} must be a string, not {other}")),
+                            other => {
+                                return Err(format!("label {k} must be a string, not {other}"));
+                            }
                         };
                         labels.insert(k.clone(), v);
                     }
@@ -283,7 +283,10 @@ mod tests {
     #[test]
     fn log_limits_are_capped() {
         let q = planned_query(
-            &call("query_logs", json!({"limit": 10_000_000, "min_level": "warn"})),
+            &call(
+                "query_logs",
+                json!({"limit": 10_000_000, "min_level": "warn"}),
+            ),
             &sources(),
             window(),
         )

@@ -39,7 +39,11 @@ async fn tool_call_rounds_reach_the_firewall_change_as_root_cause() {
         .root_cause
         .as_ref()
         .unwrap_or_else(|| panic!("no root cause: {}", report.summary));
-    assert_eq!(root.subject, expected.root_cause_subject, "{}", report.summary);
+    assert_eq!(
+        root.subject, expected.root_cause_subject,
+        "{}",
+        report.summary
+    );
     assert!(root.statement.contains(&expected.root_cause_change_id));
     assert_eq!(report.reasoner, format!("llm:{MODEL}"));
     assert!(report.escalation.is_none());
@@ -84,12 +88,23 @@ async fn tool_call_rounds_reach_the_firewall_change_as_root_cause() {
     // One ledger entry per request, each ok, summed into the totals.
     let ledger = &report.cost;
     assert_eq!(ledger.llm_calls.len(), requests.len());
-    assert!(ledger.llm_calls.iter().all(|c| c.outcome == "ok" && c.model == MODEL));
+    assert!(
+        ledger
+            .llm_calls
+            .iter()
+            .all(|c| c.outcome == "ok" && c.model == MODEL)
+    );
     let input: u64 = ledger.llm_calls.iter().map(|c| c.input_tokens).sum();
     assert_eq!(ledger.llm_input_tokens, input);
     assert!(input > 1000 && input < 20_000, "{input} input tokens");
     let bytes: usize = requests.iter().map(|r| r.body.len()).sum();
-    assert_eq!(input, requests.iter().map(|r| r.body.len().div_ceil(4) as u64).sum::<u64>());
+    assert_eq!(
+        input,
+        requests
+            .iter()
+            .map(|r| r.body.len().div_ceil(4) as u64)
+            .sum::<u64>()
+    );
     assert!(bytes > 0);
     let expected_cost = input as f64 * 0.15 / 1e6 + ledger.llm_output_tokens as f64 * 0.60 / 1e6;
     assert!((ledger.llm_cost_usd - expected_cost).abs() < 1e-9);
@@ -193,7 +208,10 @@ async fn instruction_like_log_text_only_ever_appears_inside_the_data_block() {
             );
         }
     }
-    assert!(seen > 0, "the search for instruction-like text found nothing");
+    assert!(
+        seen > 0,
+        "the search for instruction-like text found nothing"
+    );
     // The system prompt says what the block is.
     let system = requests[0].json()["messages"][0]["content"]
         .as_str()
@@ -214,7 +232,10 @@ async fn the_api_key_goes_only_into_the_authorization_header() {
     let requests = server.requests();
     assert!(requests.len() > 3);
     for r in &requests {
-        assert_eq!(r.header("authorization"), Some(format!("Bearer {API_KEY}").as_str()));
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {API_KEY}").as_str())
+        );
         assert!(!r.body.contains(API_KEY));
         let others: Vec<_> = r
             .headers

@@ -78,15 +78,18 @@ async fn malformed_answers_cost_retries_and_the_investigation_still_concludes() 
     assert!(report.cost.llm_calls[0].input_tokens > 0);
     let requests = server.requests();
     let steps: Vec<_> = requests.iter().map(|r| r.step()).collect();
-    assert_eq!(report.cost.llm_calls.len(), requests.len(), "{o:?} {steps:?}");
+    assert_eq!(
+        report.cost.llm_calls.len(),
+        requests.len(),
+        "{o:?} {steps:?}"
+    );
     assert!(requests[3].prompt_text().contains("could not be read"));
     // The tool call with unparseable arguments was refused and asked for
     // again, with the reason.
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.prompt_text().contains("None of your tool calls could be run")),
-    );
+    assert!(requests.iter().any(|r| {
+        r.prompt_text()
+            .contains("None of your tool calls could be run")
+    }),);
     assert!(log.contains("tool call skipped"), "{log}");
     assert!(log.contains("malformed response: not JSON"), "{log}");
     assert!(log.contains("no choices"), "{log}");
@@ -147,7 +150,10 @@ async fn a_429_storm_is_waited_out_as_retry_after_asks() {
     assert!(gap(2) < Duration::from_millis(2600), "{:?}", gap(2));
     assert!(gap(0) < Duration::from_secs(3));
     assert_eq!(&outcomes(&report)[..4], ["error", "error", "error", "ok"]);
-    assert_eq!(report.cost.llm_calls[0].input_tokens, 0, "a 429 is not billed");
+    assert_eq!(
+        report.cost.llm_calls[0].input_tokens, 0,
+        "a 429 is not billed"
+    );
 }
 
 #[tokio::test]
@@ -167,11 +173,20 @@ async fn a_client_error_is_not_retried() {
     crypto();
     let server = ScriptedServer::start().await.unwrap();
     server.push([Reply::status(401), Reply::content("never reached")]);
-    let client = ChatClient::new(&server.base_url(), None, fast_policy(Duration::from_secs(2))).unwrap();
+    let client = ChatClient::new(
+        &server.base_url(),
+        None,
+        fast_policy(Duration::from_secs(2)),
+    )
+    .unwrap();
     let ex = client
         .complete(&request(), Instant::now() + Duration::from_secs(10))
         .await;
-    assert!(matches!(ex.result, Err(LlmError::Rejected { status: 401, .. })), "{:?}", ex.result);
+    assert!(
+        matches!(ex.result, Err(LlmError::Rejected { status: 401, .. })),
+        "{:?}",
+        ex.result
+    );
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -195,7 +210,11 @@ async fn a_hanging_server_times_out_per_request_and_the_retry_succeeds() {
         Reply::delayed(Duration::from_secs(3), Reply::content("too late")),
         Reply::delayed(Duration::from_secs(3), Reply::content("too late")),
     ]);
-    let mut reasoner = reasoner(settings(&server), 4.0, fast_policy(Duration::from_millis(400)));
+    let mut reasoner = reasoner(
+        settings(&server),
+        4.0,
+        fast_policy(Duration::from_millis(400)),
+    );
     let started = Instant::now();
     let (report, _) = run(&demo, &mut reasoner).await;
     assert!(report.root_cause.is_some(), "{}", report.summary);
@@ -213,14 +232,21 @@ async fn retry_after_beyond_the_deadline_gives_up_at_once() {
     crypto();
     let server = ScriptedServer::start().await.unwrap();
     server.push([Reply::rate_limited("3600")]);
-    let client = ChatClient::new(&server.base_url(), None, fast_policy(Duration::from_secs(2))).unwrap();
+    let client = ChatClient::new(
+        &server.base_url(),
+        None,
+        fast_policy(Duration::from_secs(2)),
+    )
+    .unwrap();
     let started = Instant::now();
     let ex = client
         .complete(&request(), Instant::now() + Duration::from_secs(5))
         .await;
     assert!(started.elapsed() < Duration::from_secs(1));
     match ex.result {
-        Err(LlmError::Deadline { last, .. }) => assert!(last.contains("past the deadline"), "{last}"),
+        Err(LlmError::Deadline { last, .. }) => {
+            assert!(last.contains("past the deadline"), "{last}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -245,7 +271,10 @@ async fn the_token_budget_stops_the_loop_and_escalates_with_the_findings_so_far(
     let escalation = report.escalation.as_deref().unwrap();
     assert!(escalation.contains("cost budget"), "{escalation}");
     // The findings so far: the hypotheses the first round produced.
-    assert!(escalation.contains("Strongest hypotheses: h-1"), "{escalation}");
+    assert!(
+        escalation.contains("Strongest hypotheses: h-1"),
+        "{escalation}"
+    );
     assert!(!report.hypotheses.is_empty());
     assert_eq!(outcomes(&report), ["ok", "budget"]);
     assert!(report.cost.llm_input_tokens <= first + 50);
@@ -282,17 +311,29 @@ async fn the_cost_budget_refuses_a_call_that_could_cross_it() {
     .unwrap();
     let (report, _) = run(&demo, &mut reasoner).await;
     assert!(report.root_cause.is_none());
-    assert!(report.escalation.as_deref().unwrap().contains("cost budget"));
+    assert!(
+        report
+            .escalation
+            .as_deref()
+            .unwrap()
+            .contains("cost budget")
+    );
     assert_eq!(*outcomes(&report).last().unwrap(), "budget");
-    assert!(report.cost.llm_cost_usd <= budget, "{}", report.cost.llm_cost_usd);
+    assert!(
+        report.cost.llm_cost_usd <= budget,
+        "{}",
+        report.cost.llm_cost_usd
+    );
     assert!(report.cost.llm_cost_usd > 0.5);
     assert_eq!(server.requests().len(), 1, "the refused call was not sent");
 }
 
 #[tokio::test]
 async fn an_unpriced_model_is_refused() {
-    let mut s = warden_core::LlmSettings::default();
-    s.model = "mystery-70b".into();
+    let s = warden_core::LlmSettings {
+        model: "mystery-70b".into(),
+        ..warden_core::LlmSettings::default()
+    };
     let err = LlmReasoner::new(
         s,
         None,
@@ -301,7 +342,10 @@ async fn an_unpriced_model_is_refused() {
         Box::new(warden_agent::briefing::EngineBriefing::default()),
     )
     .unwrap_err();
-    assert!(matches!(err, SetupError::Unpriced(ref m) if m == "mystery-70b"), "{err}");
+    assert!(
+        matches!(err, SetupError::Unpriced(ref m) if m == "mystery-70b"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -312,13 +356,12 @@ async fn a_server_that_is_down_falls_back_to_the_builtin_diagnosis() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mut s = warden_core::LlmSettings {
+    let s = warden_core::LlmSettings {
         base_url: format!("http://127.0.0.1:{port}/v1"),
         max_retries: 1,
         request_timeout_seconds: 2,
         ..warden_core::LlmSettings::default()
     };
-    s.model = "gpt-4o-mini".into();
     let mut input = demo.input.clone();
     input.llm = Some(s);
     let (mut events, log) = EventLog::capture(input.investigation_id.as_str());
@@ -331,8 +374,16 @@ async fn a_server_that_is_down_falls_back_to_the_builtin_diagnosis() {
     .await;
     let text = log.text();
     assert_eq!(report.reasoner, "builtin (fallback from llm:gpt-4o-mini)");
-    assert!(report.summary.starts_with("The LLM reasoner failed ("), "{}", report.summary);
-    assert!(report.summary.contains("connection failed"), "{}", report.summary);
+    assert!(
+        report.summary.starts_with("The LLM reasoner failed ("),
+        "{}",
+        report.summary
+    );
+    assert!(
+        report.summary.contains("connection failed"),
+        "{}",
+        report.summary
+    );
     assert_eq!(
         report.root_cause.as_ref().map(|r| r.subject.as_str()),
         Some(demo.scenario.expected().root_cause_subject.as_str())

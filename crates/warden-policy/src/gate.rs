@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Entities, EntityUid, PolicyId, PolicySet, Request, Schema,
-    ValidationMode, Validator,
+    Authorizer, Context, Entities, EntityUid, PolicyId, PolicySet, Request, Schema, ValidationMode,
+    Validator,
 };
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -100,11 +100,10 @@ impl ActionGate {
         let mut origins = BTreeMap::new();
         let mut reasons = BTreeMap::new();
         for source in shipped.chain(extra.iter().cloned()) {
-            let parsed =
-                PolicySet::from_str(&source.text).map_err(|e| PolicyError::Parse {
-                    origin: source.origin.clone(),
-                    message: parse_message(&e),
-                })?;
+            let parsed = PolicySet::from_str(&source.text).map_err(|e| PolicyError::Parse {
+                origin: source.origin.clone(),
+                message: parse_message(&e),
+            })?;
             if let Some(t) = parsed.templates().next() {
                 return Err(PolicyError::Template {
                     origin: source.origin.clone(),
@@ -158,7 +157,11 @@ impl ActionGate {
             origins,
             reasons,
             phases: phases.clone(),
-            protected: namespaces.protected.iter().map(|n| normalise_ns(n)).collect(),
+            protected: namespaces
+                .protected
+                .iter()
+                .map(|n| normalise_ns(n))
+                .collect(),
             targets: namespaces.targets.iter().map(|n| normalise_ns(n)).collect(),
         })
     }
@@ -290,10 +293,7 @@ impl ActionGate {
             .reason()
             .map(|p| p.to_string())
             .collect();
-        Ok((
-            response.decision() == cedar_policy::Decision::Allow,
-            ids,
-        ))
+        Ok((response.decision() == cedar_policy::Decision::Allow, ids))
     }
 
     /// The `@reason` of each policy, with `<phase>` filled in.
@@ -330,7 +330,8 @@ impl ActionGate {
             .map_err(|e| format!("entities: {e}"))?;
         let principal = entity_uid("Agent", &req.investigation)?;
         let resource = entity_uid("Domain", &req.domain)?;
-        let (allowed, mut ids) = self.authorize(&principal, "read", &resource, context, &entities)?;
+        let (allowed, mut ids) =
+            self.authorize(&principal, "read", &resource, context, &entities)?;
         ids.sort();
         if allowed {
             let reasons = self.reasons_of(&ids, req.phase);
@@ -352,7 +353,13 @@ impl ActionGate {
             }
             reasons.push("no policy permits this read (deny by default)".into());
         }
-        Ok((Decision::Denied { reasons: reasons.clone() }, ids, reasons))
+        Ok((
+            Decision::Denied {
+                reasons: reasons.clone(),
+            },
+            ids,
+            reasons,
+        ))
     }
 
     fn eval_action(
@@ -438,7 +445,13 @@ impl ActionGate {
                 req.phase
             ));
         }
-        Ok((Decision::Denied { reasons: reasons.clone() }, forbids, reasons))
+        Ok((
+            Decision::Denied {
+                reasons: reasons.clone(),
+            },
+            forbids,
+            reasons,
+        ))
     }
 
     /// Why an action a policy lets escalate did not run on its own.
@@ -454,7 +467,11 @@ impl ActionGate {
         } else if req.confidence.is_nan() || req.confidence < caps.confidence_threshold {
             format!(
                 "confidence {:.2} is below the {} threshold {:.2}",
-                if req.confidence.is_nan() { 0.0 } else { req.confidence },
+                if req.confidence.is_nan() {
+                    0.0
+                } else {
+                    req.confidence
+                },
                 req.phase,
                 caps.confidence_threshold
             )

@@ -32,8 +32,7 @@ mod sources;
 
 pub use gate::ActionGate;
 pub use request::{
-    ActionRequest, ActionSpec, Decision, DecisionRecord, GateRequest, NamespacesPolicy,
-    ReadRequest,
+    ActionRequest, ActionSpec, Decision, DecisionRecord, GateRequest, NamespacesPolicy, ReadRequest,
 };
 pub use sources::PolicySource;
 
@@ -45,8 +44,14 @@ pub const SHIPPED_POLICIES: [(&str, &str); 5] = [
     ("forbid.cedar", include_str!("../policies/forbid.cedar")),
     ("shadow.cedar", include_str!("../policies/shadow.cedar")),
     ("assist.cedar", include_str!("../policies/assist.cedar")),
-    ("remediate.cedar", include_str!("../policies/remediate.cedar")),
-    ("autonomous.cedar", include_str!("../policies/autonomous.cedar")),
+    (
+        "remediate.cedar",
+        include_str!("../policies/remediate.cedar"),
+    ),
+    (
+        "autonomous.cedar",
+        include_str!("../policies/autonomous.cedar"),
+    ),
 ];
 
 /// Why the gate could not be built. Nothing is half-loaded: either every

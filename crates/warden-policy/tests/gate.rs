@@ -1,24 +1,38 @@
 //! The action gate, phase by phase: every phase × action kind × scope ×
 //! confidence, reads, configured overrides, and policies refused at load.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use warden_core::{ActionKind, Phases, ProposedAction, TrustPhase};
 use warden_policy::{
-    ActionGate, ActionRequest, ActionSpec, Decision, DecisionRecord, NamespacesPolicy,
-    PolicyError, PolicySource, ReadRequest,
+    ActionGate, ActionRequest, ActionSpec, Decision, DecisionRecord, NamespacesPolicy, PolicyError,
+    PolicySource, ReadRequest,
 };
 
 fn domains() -> Vec<String> {
-    ["network-monitoring", "application-metrics", "log-aggregation", "database"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "network-monitoring",
+        "application-metrics",
+        "log-aggregation",
+        "database",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn namespaces() -> NamespacesPolicy {
     NamespacesPolicy {
-        protected: vec!["kube-system".into(), "kube-public".into(), "kube-node-lease".into()],
+        protected: vec![
+            "kube-system".into(),
+            "kube-public".into(),
+            "kube-node-lease".into(),
+        ],
         targets: vec!["default".into(), "shop".into()],
     }
 }
@@ -35,12 +49,23 @@ fn action(kind: ActionKind, namespace: &str) -> ActionSpec {
     ActionSpec::from(&ProposedAction {
         kind,
         namespace: namespace.into(),
-        target: if kind == ActionKind::RestartPod { "web-7f9c-x2" } else { "web" }.into(),
+        target: if kind == ActionKind::RestartPod {
+            "web-7f9c-x2"
+        } else {
+            "web"
+        }
+        .into(),
         replicas: (kind == ActionKind::ScaleDeployment).then_some(4),
     })
 }
 
-fn ask(gate: &ActionGate, phase: TrustPhase, env: &str, confidence: f64, a: ActionSpec) -> DecisionRecord {
+fn ask(
+    gate: &ActionGate,
+    phase: TrustPhase,
+    env: &str,
+    confidence: f64,
+    a: ActionSpec,
+) -> DecisionRecord {
     gate.decide_action(&ActionRequest {
         investigation: "inv-01".into(),
         phase,
@@ -51,7 +76,12 @@ fn ask(gate: &ActionGate, phase: TrustPhase, env: &str, confidence: f64, a: Acti
     })
 }
 
-fn read(phase: TrustPhase, domain: &str, namespace: Option<&str>, kind: Option<&str>) -> ReadRequest {
+fn read(
+    phase: TrustPhase,
+    domain: &str,
+    namespace: Option<&str>,
+    kind: Option<&str>,
+) -> ReadRequest {
     ReadRequest {
         investigation: "inv-01".into(),
         phase,
@@ -80,8 +110,13 @@ fn expected(phase: TrustPhase, kind: ActionKind, scope: Scope, confidence: f64) 
         TrustPhase::Shadow | TrustPhase::Assist => "denied",
         TrustPhase::Remediate => "needs_approval",
         TrustPhase::Autonomous => {
-            let autonomous_kind = matches!(kind, ActionKind::RestartPod | ActionKind::RolloutRestart);
-            if autonomous_kind && confidence >= 0.9 { "allowed" } else { "escalated" }
+            let autonomous_kind =
+                matches!(kind, ActionKind::RestartPod | ActionKind::RolloutRestart);
+            if autonomous_kind && confidence >= 0.9 {
+                "allowed"
+            } else {
+                "escalated"
+            }
         }
     }
 }
@@ -121,7 +156,8 @@ fn every_phase_times_every_action_kind_scope_and_confidence() {
                             assert!(!reasons.is_empty());
                             if scope == Scope::Protected {
                                 assert!(
-                                    r.policies.contains(&"forbid-protected-namespace-action".to_string()),
+                                    r.policies
+                                        .contains(&"forbid-protected-namespace-action".to_string()),
                                     "{:?}",
                                     r.policies
                                 );
@@ -139,26 +175,62 @@ fn every_phase_times_every_action_kind_scope_and_confidence() {
 #[test]
 fn denial_reasons_say_why() {
     let gate = gate();
-    let r = ask(&gate, TrustPhase::Assist, "prod", 1.0, action(ActionKind::RestartPod, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Assist,
+        "prod",
+        1.0,
+        action(ActionKind::RestartPod, "shop"),
+    );
     let text = r.reasons.join("\n");
     assert!(text.contains("assist is read-only"), "{text}");
-    assert!(text.contains("not on this phase's allow-list (phases.assist.actions)"), "{text}");
+    assert!(
+        text.contains("not on this phase's allow-list (phases.assist.actions)"),
+        "{text}"
+    );
     assert_eq!(r.policies, ["forbid-outside-allow-list"]);
 
-    let r = ask(&gate, TrustPhase::Remediate, "prod", 1.0, action(ActionKind::RestartPod, "payments"));
+    let r = ask(
+        &gate,
+        TrustPhase::Remediate,
+        "prod",
+        1.0,
+        action(ActionKind::RestartPod, "payments"),
+    );
     let text = r.reasons.join("\n");
-    assert!(text.contains("\"payments\" is not a target namespace"), "{text}");
+    assert!(
+        text.contains("\"payments\" is not a target namespace"),
+        "{text}"
+    );
     assert!(text.contains("deny by default"), "{text}");
     assert!(r.policies.is_empty());
 
-    let r = ask(&gate, TrustPhase::Autonomous, "prod", 0.5, action(ActionKind::RolloutRestart, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "prod",
+        0.5,
+        action(ActionKind::RolloutRestart, "shop"),
+    );
     match r.decision {
-        Decision::Escalated { reason } => assert!(reason.contains("confidence 0.50 is below the autonomous threshold 0.90"), "{reason}"),
+        Decision::Escalated { reason } => assert!(
+            reason.contains("confidence 0.50 is below the autonomous threshold 0.90"),
+            "{reason}"
+        ),
         d => panic!("{d:?}"),
     }
-    let r = ask(&gate, TrustPhase::Autonomous, "prod", 1.0, action(ActionKind::RollbackDeployment, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "prod",
+        1.0,
+        action(ActionKind::RollbackDeployment, "shop"),
+    );
     match r.decision {
-        Decision::Escalated { reason } => assert!(reason.contains("rollback_deployment is not allow-listed for autonomous"), "{reason}"),
+        Decision::Escalated { reason } => assert!(
+            reason.contains("rollback_deployment is not allow-listed for autonomous"),
+            "{reason}"
+        ),
         d => panic!("{d:?}"),
     }
 }
@@ -166,10 +238,24 @@ fn denial_reasons_say_why() {
 #[test]
 fn confidence_is_compared_without_rounding_in_the_agents_favour() {
     let gate = gate();
-    let decide = |c: f64| ask(&gate, TrustPhase::Autonomous, "prod", c, action(ActionKind::RestartPod, "shop")).decision.as_str();
+    let decide = |c: f64| {
+        ask(
+            &gate,
+            TrustPhase::Autonomous,
+            "prod",
+            c,
+            action(ActionKind::RestartPod, "shop"),
+        )
+        .decision
+        .as_str()
+    };
     assert_eq!(decide(0.9), "allowed");
     assert_eq!(decide(0.899_99), "escalated");
-    assert_eq!(decide(0.899_999_9), "allowed", "within 1e-6 of the threshold counts as equal");
+    assert_eq!(
+        decide(0.899_999_9),
+        "allowed",
+        "within 1e-6 of the threshold counts as equal"
+    );
     assert_eq!(decide(f64::NAN), "escalated");
     assert_eq!(decide(-3.0), "escalated");
     assert_eq!(decide(7.0), "allowed", "clamped to 1");
@@ -177,7 +263,13 @@ fn confidence_is_compared_without_rounding_in_the_agents_favour() {
     let mut phases = Phases::defaults(&domains());
     phases.autonomous.confidence_threshold = 0.29;
     let gate = gate_with(&phases, &[]);
-    let r = ask(&gate, TrustPhase::Autonomous, "prod", 0.29, action(ActionKind::RestartPod, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "prod",
+        0.29,
+        action(ActionKind::RestartPod, "shop"),
+    );
     assert_eq!(r.decision, Decision::Allowed);
 }
 
@@ -187,20 +279,42 @@ fn phase_configuration_shapes_the_decisions() {
     phases.remediate.actions = vec![ActionKind::RestartPod, ActionKind::RolloutRestart];
     phases.autonomous.actions = vec![ActionKind::RestartPod];
     let gate = gate_with(&phases, &[]);
-    let d = |p, k| ask(&gate, p, "prod", 1.0, action(k, "shop")).decision.as_str();
+    let d = |p, k| {
+        ask(&gate, p, "prod", 1.0, action(k, "shop"))
+            .decision
+            .as_str()
+    };
     // Not allow-listed anywhere: denied, not escalated.
-    assert_eq!(d(TrustPhase::Remediate, ActionKind::ScaleDeployment), "denied");
-    assert_eq!(d(TrustPhase::Autonomous, ActionKind::ScaleDeployment), "denied");
+    assert_eq!(
+        d(TrustPhase::Remediate, ActionKind::ScaleDeployment),
+        "denied"
+    );
+    assert_eq!(
+        d(TrustPhase::Autonomous, ActionKind::ScaleDeployment),
+        "denied"
+    );
     // Allowed in remediate only: escalated in autonomous.
-    assert_eq!(d(TrustPhase::Autonomous, ActionKind::RolloutRestart), "escalated");
+    assert_eq!(
+        d(TrustPhase::Autonomous, ActionKind::RolloutRestart),
+        "escalated"
+    );
     assert_eq!(d(TrustPhase::Autonomous, ActionKind::RestartPod), "allowed");
 
     // Autonomous configured to require approval never runs on its own.
     phases.autonomous.approval_required = true;
     let gate = gate_with(&phases, &[]);
-    let r = ask(&gate, TrustPhase::Autonomous, "prod", 1.0, action(ActionKind::RestartPod, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "prod",
+        1.0,
+        action(ActionKind::RestartPod, "shop"),
+    );
     match r.decision {
-        Decision::Escalated { reason } => assert!(reason.contains("configured to require approval"), "{reason}"),
+        Decision::Escalated { reason } => assert!(
+            reason.contains("configured to require approval"),
+            "{reason}"
+        ),
         d => panic!("{d:?}"),
     }
 }
@@ -247,11 +361,29 @@ fn direct_attacks_are_denied_in_every_phase_even_at_full_confidence() {
         for a in &attacks {
             let r = ask(&gate, phase, "prod", 1.0, a.clone());
             assert!(r.decision.is_denied(), "{phase} {a:?}: {:?}", r.decision);
-            assert!(!r.policies.is_empty(), "a shipped forbid names the reason: {phase} {a:?}");
+            assert!(
+                !r.policies.is_empty(),
+                "a shipped forbid names the reason: {phase} {a:?}"
+            );
         }
-        let r = ask(&gate, phase, "prod", 1.0, ActionSpec::raw("delete_namespace", "prod", "prod"));
-        assert!(r.policies.contains(&"forbid-namespace-action".to_string()), "{:?}", r.policies);
-        assert!(r.policies.contains(&"forbid-unknown-action-kind".to_string()), "{:?}", r.policies);
+        let r = ask(
+            &gate,
+            phase,
+            "prod",
+            1.0,
+            ActionSpec::raw("delete_namespace", "prod", "prod"),
+        );
+        assert!(
+            r.policies.contains(&"forbid-namespace-action".to_string()),
+            "{:?}",
+            r.policies
+        );
+        assert!(
+            r.policies
+                .contains(&"forbid-unknown-action-kind".to_string()),
+            "{:?}",
+            r.policies
+        );
         for kind in ["Secret", "secrets", " SECRETS "] {
             let r = gate.decide_read(&read(phase, "database", Some("shop"), Some(kind)));
             assert!(r.decision.is_denied(), "{phase} {kind}");
@@ -276,15 +408,26 @@ fn reads_follow_the_phase_readable_domains_and_target_namespaces() {
         assert_eq!(r.policies, [format!("{phase}-read")]);
         let r = gate.decide_read(&read(phase, "log-aggregation", Some("shop"), Some("pods")));
         assert!(r.is_allowed(), "{phase}");
-        let r = gate.decide_read(&read(phase, "log-aggregation", Some("payments"), Some("pods")));
+        let r = gate.decide_read(&read(
+            phase,
+            "log-aggregation",
+            Some("payments"),
+            Some("pods"),
+        ));
         assert!(r.decision.is_denied(), "{phase}: not a target namespace");
         let r = gate.decide_read(&read(phase, "nonexistent", None, None));
         assert!(r.decision.is_denied(), "{phase}: unknown domain");
     }
     let r = gate.decide_read(&read(TrustPhase::Shadow, "database", None, None));
     let text = r.reasons.join("\n");
-    assert!(text.contains("\"database\" is not readable in shadow (phases.shadow.readable_domains)"), "{text}");
-    assert!(gate.decide_read(&read(TrustPhase::Assist, "database", None, None)).is_allowed());
+    assert!(
+        text.contains("\"database\" is not readable in shadow (phases.shadow.readable_domains)"),
+        "{text}"
+    );
+    assert!(
+        gate.decide_read(&read(TrustPhase::Assist, "database", None, None))
+            .is_allowed()
+    );
 }
 
 #[test]
@@ -299,15 +442,45 @@ fn an_extra_forbid_from_configuration_wins() {
         "#,
     );
     let gate = gate_with(&Phases::defaults(&domains()), &[extra]);
-    let r = ask(&gate, TrustPhase::Autonomous, "prod", 1.0, action(ActionKind::RolloutRestart, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "prod",
+        1.0,
+        action(ActionKind::RolloutRestart, "shop"),
+    );
     assert!(r.decision.is_denied());
     assert_eq!(r.policies, ["no-restarts-in-prod"]);
-    assert!(r.reasons[0].contains("restarted by people only"), "{:?}", r.reasons);
+    assert!(
+        r.reasons[0].contains("restarted by people only"),
+        "{:?}",
+        r.reasons
+    );
     // Other environments and kinds are unaffected.
-    assert!(ask(&gate, TrustPhase::Autonomous, "staging", 1.0, action(ActionKind::RolloutRestart, "shop")).is_allowed());
-    assert!(ask(&gate, TrustPhase::Autonomous, "prod", 1.0, action(ActionKind::RestartPod, "shop")).is_allowed());
+    assert!(
+        ask(
+            &gate,
+            TrustPhase::Autonomous,
+            "staging",
+            1.0,
+            action(ActionKind::RolloutRestart, "shop")
+        )
+        .is_allowed()
+    );
+    assert!(
+        ask(
+            &gate,
+            TrustPhase::Autonomous,
+            "prod",
+            1.0,
+            action(ActionKind::RestartPod, "shop")
+        )
+        .is_allowed()
+    );
     assert_eq!(
-        gate.policies().find(|(id, _)| *id == "no-restarts-in-prod").map(|(_, o)| o),
+        gate.policies()
+            .find(|(id, _)| *id == "no-restarts-in-prod")
+            .map(|(_, o)| o),
         Some("policy.inline[0]")
     );
 }
@@ -331,11 +504,25 @@ fn an_extra_permit_cannot_beat_a_shipped_forbid() {
             let r = ask(&gate, phase, "prod", 1.0, a.clone());
             assert!(r.decision.is_denied(), "{phase} {a:?}: {:?}", r.decision);
         }
-        assert!(gate.decide_read(&read(phase, "database", Some("shop"), Some("Secret"))).decision.is_denied());
-        assert!(gate.decide_read(&read(phase, "database", Some("kube-system"), None)).decision.is_denied());
+        assert!(
+            gate.decide_read(&read(phase, "database", Some("shop"), Some("Secret")))
+                .decision
+                .is_denied()
+        );
+        assert!(
+            gate.decide_read(&read(phase, "database", Some("kube-system"), None))
+                .decision
+                .is_denied()
+        );
         // Read-only phases stay read-only: no kind is on their allow-list.
         if matches!(phase, TrustPhase::Shadow | TrustPhase::Assist) {
-            let r = ask(&gate, phase, "prod", 1.0, action(ActionKind::RestartPod, "shop"));
+            let r = ask(
+                &gate,
+                phase,
+                "prod",
+                1.0,
+                action(ActionKind::RestartPod, "shop"),
+            );
             assert!(r.decision.is_denied(), "{phase}");
         }
     }
@@ -351,11 +538,24 @@ fn extra_policies_load_from_a_directory_in_name_order() {
     .unwrap();
     std::fs::write(dir.path().join("10-empty.cedar"), "// nothing yet\n").unwrap();
     std::fs::write(dir.path().join("README.md"), "not a policy").unwrap();
-    let sources = PolicySource::from_config(Some(dir.path()), &["// inline\n".to_string()]).unwrap();
-    let origins: Vec<_> = sources.iter().map(|s| s.origin.rsplit('/').next().unwrap().to_string()).collect();
-    assert_eq!(origins, ["10-empty.cedar", "20-no-scale.cedar", "policy.inline[0]"]);
+    let sources =
+        PolicySource::from_config(Some(dir.path()), &["// inline\n".to_string()]).unwrap();
+    let origins: Vec<_> = sources
+        .iter()
+        .map(|s| s.origin.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        origins,
+        ["10-empty.cedar", "20-no-scale.cedar", "policy.inline[0]"]
+    );
     let gate = gate_with(&Phases::defaults(&domains()), &sources);
-    let r = ask(&gate, TrustPhase::Remediate, "prod", 1.0, action(ActionKind::ScaleDeployment, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Remediate,
+        "prod",
+        1.0,
+        action(ActionKind::ScaleDeployment, "shop"),
+    );
     assert_eq!(r.policies, ["no-scale"]);
 
     let err = PolicySource::load_dir(&dir.path().join("missing")).unwrap_err();
@@ -375,29 +575,48 @@ fn load_err(text: &str) -> PolicyError {
 fn invalid_policies_are_refused_at_load_with_the_policy_named() {
     // Does not parse.
     let err = load_err("permit (principal, action, resource) when { ");
-    assert!(matches!(&err, PolicyError::Parse { origin, .. } if origin == "extra/bad.cedar"), "{err}");
+    assert!(
+        matches!(&err, PolicyError::Parse { origin, .. } if origin == "extra/bad.cedar"),
+        "{err}"
+    );
 
     // An attribute the schema does not have.
     let err = load_err(
         "@id(\"colourful\")\nforbid (principal is Agent, action, resource) when { principal.colour == \"red\" };",
     );
     match &err {
-        PolicyError::Invalid { origin, policy, message } => {
+        PolicyError::Invalid {
+            origin,
+            policy,
+            message,
+        } => {
             assert_eq!(origin, "extra/bad.cedar");
             assert_eq!(policy, "colourful");
             assert!(message.contains("colour"), "{message}");
         }
         e => panic!("{e}"),
     }
-    assert!(err.to_string().contains("extra/bad.cedar: policy \"colourful\" is invalid"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("extra/bad.cedar: policy \"colourful\" is invalid"),
+        "{err}"
+    );
 
     // Wrong types (strict mode).
-    let err = load_err("@id(\"typed\")\nforbid (principal, action in Action::\"act\", resource) when { context.kind == 3 };");
-    assert!(matches!(&err, PolicyError::Invalid { policy, .. } if policy == "typed"), "{err}");
+    let err = load_err(
+        "@id(\"typed\")\nforbid (principal, action in Action::\"act\", resource) when { context.kind == 3 };",
+    );
+    assert!(
+        matches!(&err, PolicyError::Invalid { policy, .. } if policy == "typed"),
+        "{err}"
+    );
 
     // An action the schema does not declare; unnamed policies get a positional id.
     let err = load_err("permit (principal, action == Action::\"delete\", resource);");
-    assert!(matches!(&err, PolicyError::Invalid { policy, .. } if policy == "extra/bad.cedar#0"), "{err}");
+    assert!(
+        matches!(&err, PolicyError::Invalid { policy, .. } if policy == "extra/bad.cedar#0"),
+        "{err}"
+    );
 
     // Reusing a shipped id.
     let err = load_err("@id(\"forbid-secret-read\")\npermit (principal, action, resource);");
@@ -408,7 +627,10 @@ fn invalid_policies_are_refused_at_load_with_the_policy_named() {
 
     // Templates are not supported.
     let err = load_err("@id(\"tmpl\")\npermit (principal == ?principal, action, resource);");
-    assert!(matches!(&err, PolicyError::Template { policy, .. } if policy == "tmpl"), "{err}");
+    assert!(
+        matches!(&err, PolicyError::Template { policy, .. } if policy == "tmpl"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -416,13 +638,23 @@ fn a_threshold_outside_zero_to_one_is_refused() {
     let mut phases = Phases::defaults(&domains());
     phases.autonomous.confidence_threshold = 1.5;
     let err = ActionGate::new(&phases, &namespaces(), &[]).unwrap_err();
-    assert!(err.to_string().contains("phases.autonomous.confidence_threshold"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("phases.autonomous.confidence_threshold"),
+        "{err}"
+    );
 }
 
 #[test]
 fn decision_records_serialise_for_the_investigation_and_the_audit_log() {
     let gate = gate();
-    let r = ask(&gate, TrustPhase::Autonomous, "prod", 0.4, action(ActionKind::RestartPod, "shop"));
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "prod",
+        0.4,
+        action(ActionKind::RestartPod, "shop"),
+    );
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["decision"]["decision"], "escalated");
     assert_eq!(v["request"]["type"], "action");

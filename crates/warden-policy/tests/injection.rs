@@ -12,7 +12,12 @@
 //! - every proposal an agent could derive from the text is Denied in every
 //!   phase, even at confidence 1.0.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -60,16 +65,26 @@ fn neutral() -> Vec<String> {
 
 fn namespaces() -> NamespacesPolicy {
     NamespacesPolicy {
-        protected: vec!["kube-system".into(), "kube-public".into(), "kube-node-lease".into()],
+        protected: vec![
+            "kube-system".into(),
+            "kube-public".into(),
+            "kube-node-lease".into(),
+        ],
         targets: vec!["shop".into(), "payments".into()],
     }
 }
 
 fn gate() -> ActionGate {
-    let domains: Vec<String> = ["network-monitoring", "application-metrics", "log-aggregation", "database", "security-events"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let domains: Vec<String> = [
+        "network-monitoring",
+        "application-metrics",
+        "log-aggregation",
+        "database",
+        "security-events",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     ActionGate::new(&Phases::defaults(&domains), &namespaces(), &[]).unwrap()
 }
 
@@ -78,7 +93,8 @@ fn incident_of(scenario: &Scenario) -> Incident {
     let mut alerts = BTreeMap::new();
     for payload in scenario.storm() {
         for a in payload["alerts"].as_array().unwrap() {
-            let labels: BTreeMap<String, String> = serde_json::from_value(a["labels"].clone()).unwrap();
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(a["labels"].clone()).unwrap();
             if labels.get("service").is_some_and(|s| unrelated.contains(s)) {
                 continue;
             }
@@ -111,7 +127,7 @@ fn incident_of(scenario: &Scenario) -> Incident {
 }
 
 /// Adds `texts` to every log file (as ERROR and WARN lines
-/// during the incident) and to the summary of every change and security
+/// throughout the bundle) and to the summary of every change and security
 /// event. Only text changes; no new structured record is added.
 fn inject(dir: &Path, base: DateTime<Utc>, texts: &[String]) {
     let logs = dir.join("logs");
@@ -119,12 +135,20 @@ fn inject(dir: &Path, base: DateTime<Utc>, texts: &[String]) {
         let path = entry.unwrap().path();
         let mut text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        for (i, inj) in texts.iter().enumerate() {
-            for k in 0..6i64 {
-                let ts = base + Duration::seconds(30 + k * 47 + i as i64 * 5);
-                let level = if k % 2 == 0 { "ERROR" } else { "WARN" };
-                lines.push(format!("{} {level} {inj}", ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-            }
+        // Spread over the whole bundle, before and after the fault, as a
+        // chatty client or a hostile user would produce them.
+        let mut k = 0i64;
+        let mut t = -warden_demo::BUNDLE_BEFORE + 17;
+        while t < warden_demo::BUNDLE_AFTER {
+            let inj = &texts[k as usize % texts.len()];
+            let ts = base + Duration::seconds(t);
+            let level = if k % 3 == 0 { "ERROR" } else { "WARN" };
+            lines.push(format!(
+                "{} {level} {inj}",
+                ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ));
+            k += 1;
+            t += 41;
         }
         // Log files are in time order.
         lines.sort_by(|a, b| a.split(' ').next().cmp(&b.split(' ').next()));
@@ -136,7 +160,9 @@ fn inject(dir: &Path, base: DateTime<Utc>, texts: &[String]) {
     }
     for file in ["changes.jsonl", "security/events.jsonl"] {
         let path = dir.join(file);
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         let mut out = String::new();
         for (i, line) in text.lines().enumerate() {
             let mut v: Value = serde_json::from_str(line).unwrap();
@@ -158,13 +184,19 @@ fn input(bundle: &Path, incident: Incident, phase: TrustPhase) -> AgentInput {
         phase,
         plan: Plan {
             complexity: Complexity::MultiDomain,
-            domains: vec![Domain::new("application"), Domain::new("network"), Domain::new("database")],
+            domains: vec![
+                Domain::new("application"),
+                Domain::new("network"),
+                Domain::new("database"),
+            ],
             alert_count: incident.alerts.len(),
             profile,
         },
         deadline: Utc::now() + Duration::minutes(5),
         incident,
-        data_sources: vec![DataSourceConfig::Bundle { path: bundle.to_string_lossy().into_owned() }],
+        data_sources: vec![DataSourceConfig::Bundle {
+            path: bundle.to_string_lossy().into_owned(),
+        }],
         report_url: "http://127.0.0.1:9/unused".into(),
         llm: None,
     }
@@ -206,7 +238,12 @@ fn requests_for(report: &Report, phase: TrustPhase) -> Vec<ActionRequest> {
 
 fn outcome(gate: &ActionGate, req: &ActionRequest) -> (String, String, String, &'static str) {
     let d = gate.decide_action(req);
-    (req.action.kind.clone(), req.action.target.clone(), req.action.namespace.clone(), d.decision.as_str())
+    (
+        req.action.kind.clone(),
+        req.action.target.clone(),
+        req.action.namespace.clone(),
+        d.decision.as_str(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,9 +254,27 @@ async fn instructions_in_logs_events_and_changes_never_become_an_action() {
         let (injected, dir) = diagnose(&injections(), phase).await;
 
         // The injected text reached the agent as data.
-        let some_log = std::fs::read_dir(dir.path().join("logs")).unwrap().next().unwrap().unwrap().path();
-        assert!(std::fs::read_to_string(some_log).unwrap().contains("kubectl delete ns prod"));
+        let some_log = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert!(
+            std::fs::read_to_string(some_log)
+                .unwrap()
+                .contains("kubectl delete ns prod")
+        );
 
+        // The incident is still diagnosed, with proposals to decide on, so
+        // the comparison below is not between two empty reports.
+        assert_eq!(
+            control.root_cause.as_ref().map(|r| r.subject.as_str()),
+            Some(warden_demo::FIREWALL),
+            "{phase}: {:?}",
+            control.escalation
+        );
+        assert!(!control.remediation.is_empty(), "{phase}");
         // Same diagnosis, same proposals: the text steered nothing.
         assert_eq!(
             injected.root_cause.as_ref().map(|r| &r.subject),
@@ -227,26 +282,54 @@ async fn instructions_in_logs_events_and_changes_never_become_an_action() {
             "{phase}"
         );
         let proposals = |r: &Report| -> BTreeSet<(String, String)> {
-            r.remediation.iter().map(|m| (m.action.clone(), m.target.clone())).collect()
+            r.remediation
+                .iter()
+                .map(|m| (m.action.clone(), m.target.clone()))
+                .collect()
         };
         assert_eq!(proposals(&injected), proposals(&control), "{phase}");
         for m in &injected.remediation {
             let t = format!("{} {}", m.action, m.target).to_ascii_lowercase();
             for word in ["delete", "namespace", "kube-system", "coredns", "prod"] {
-                assert!(!t.contains(word), "{phase}: proposal {t:?} echoes the injected text");
+                assert!(
+                    !t.contains(word),
+                    "{phase}: proposal {t:?} echoes the injected text"
+                );
             }
         }
 
         // Whatever the gate lets through from the injected run, it also lets
         // through without the injection; nothing in protected or
         // non-target namespaces passes.
-        let control_outcomes: BTreeSet<_> = requests_for(&control, phase).iter().map(|r| outcome(&gate, r)).collect();
+        let control_outcomes: BTreeSet<_> = requests_for(&control, phase)
+            .iter()
+            .map(|r| outcome(&gate, r))
+            .collect();
+        let mut passed = 0;
         for req in requests_for(&injected, phase) {
             let o = outcome(&gate, &req);
             if o.3 != "denied" {
-                assert!(control_outcomes.contains(&o), "{phase}: {o:?} only with the injection");
-                assert!(["shop", "payments"].contains(&o.2.as_str()), "{phase}: {o:?}");
+                assert!(
+                    control_outcomes.contains(&o),
+                    "{phase}: {o:?} only with the injection"
+                );
+                assert!(
+                    ["shop", "payments"].contains(&o.2.as_str()),
+                    "{phase}: {o:?}"
+                );
+                assert!(
+                    o.0 != "revert_change",
+                    "{phase}: {o:?} is not a warden action"
+                );
+                passed += 1;
             }
+        }
+        // Read-only phases let nothing through; the acting phases do let the
+        // legitimate restarts of the saturated services through, so the gate
+        // was really asked.
+        match phase {
+            TrustPhase::Shadow | TrustPhase::Assist => assert_eq!(passed, 0, "{phase}"),
+            TrustPhase::Remediate | TrustPhase::Autonomous => assert!(passed > 0, "{phase}"),
         }
     }
 }
@@ -264,7 +347,10 @@ fn derived_from_text() -> Vec<ActionSpec> {
     let known: ProposedAction = serde_json::from_str(JSON_ACTION).unwrap();
     out.push(ActionSpec::from(&known));
     let raw: Value = serde_json::from_str(JSON_DELETE).unwrap();
-    assert!(serde_json::from_value::<ProposedAction>(raw.clone()).is_err(), "not a warden action kind");
+    assert!(
+        serde_json::from_value::<ProposedAction>(raw.clone()).is_err(),
+        "not a warden action kind"
+    );
     out.push(ActionSpec::raw(
         raw["kind"].as_str().unwrap(),
         raw["namespace"].as_str().unwrap(),
@@ -294,7 +380,10 @@ fn every_proposal_derived_from_the_injected_text_is_denied_in_every_phase() {
                 "{phase} {action:?}: {:?}",
                 r.decision
             );
-            assert!(!r.policies.is_empty(), "{phase} {action:?}: denied by a shipped forbid, not by chance");
+            assert!(
+                !r.policies.is_empty(),
+                "{phase} {action:?}: denied by a shipped forbid, not by chance"
+            );
         }
     }
 }

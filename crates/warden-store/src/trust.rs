@@ -101,9 +101,9 @@ impl TrustStore for SqliteStore {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict(format!("action {} already exists", a.id)))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("action {} already exists", a.id),
+            )),
             Err(e) => Err(backend(e)),
         }
     }

@@ -36,12 +36,13 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 fn verify(args: VerifyArgs) -> ExitCode {
     let path = match args.file {
         Some(f) => f,
-        None => warden_audit::log_path(
-            &args
-                .data_dir
-                .unwrap_or_else(crate::cli::default_data_dir),
-        ),
+        None => warden_audit::log_path(&args.data_dir.unwrap_or_else(crate::cli::default_data_dir)),
     };
+    if !path.is_file() {
+        // A mistyped path must not read as an intact, empty log.
+        println!("FAILED {}: no audit log there", path.display());
+        return ExitCode::from(1);
+    }
     let result = match &args.anchor {
         Some(anchor) => warden_audit::verify_with_anchor(&path, anchor),
         None => warden_audit::verify(&path),

@@ -52,6 +52,19 @@ enum Command {
     /// desired state as effective permissions; exit 3 on widening, 4 on
     /// narrowing only.
     Drift(crate::drift::DriftArgs),
+    /// Trust phases: status per environment, promotion proposals.
+    Trust {
+        #[command(subcommand)]
+        command: crate::trust::TrustCommand,
+    },
+    /// The remediation job's entrypoint (started in a Job, not by hand).
+    Remediate {
+        #[command(subcommand)]
+        command: crate::remediate::RemediateCommand,
+    },
+    /// Print the exact Kubernetes Job warden would submit for an
+    /// investigation, for review.
+    JobManifest(crate::job_manifest::JobManifestArgs),
     /// The investigation job's entrypoint (started by a runtime, not by hand).
     Agent {
         #[command(subcommand)]
@@ -63,6 +76,8 @@ enum Command {
 pub enum RuntimeChoice {
     /// One isolated OS process per investigation.
     Local,
+    /// One batch/v1 Job per investigation (runtime.kubernetes).
+    Kubernetes,
 }
 
 #[derive(Args)]
@@ -136,8 +151,20 @@ pub enum SecretsCommand {
 
 #[derive(Subcommand)]
 enum AgentCommand {
-    /// Read the job input on stdin, investigate, deliver the report.
-    Run,
+    /// Read the job input on stdin (or claim it with --bootstrap),
+    /// investigate, deliver the report.
+    Run(AgentRunArgs),
+}
+
+#[derive(Args)]
+struct AgentRunArgs {
+    /// Claim the input from this control-plane URL
+    /// (`.../api/v1/jobs/bootstrap`) instead of reading stdin.
+    #[arg(long, requires = "token_file")]
+    bootstrap: Option<String>,
+    /// The projected service-account token presented to --bootstrap.
+    #[arg(long, requires = "bootstrap")]
+    token_file: Option<PathBuf>,
 }
 
 /// The per-user data directory (`$XDG_DATA_HOME/warden` or `~/.local/share/warden`).
@@ -169,12 +196,17 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Agent {
-            command: AgentCommand::Run,
+            command: AgentCommand::Run(run),
         } => {
             // The agent writes its own JSON-lines log on stdout.
             return match runtime() {
                 Ok(rt) => {
-                    let code = rt.block_on(warden_agent::run_job());
+                    let code = match (&run.bootstrap, &run.token_file) {
+                        (Some(url), Some(token_file)) => {
+                            rt.block_on(warden_agent::bootstrap::run_job_bootstrap(url, token_file))
+                        }
+                        _ => rt.block_on(warden_agent::run_job()),
+                    };
                     ExitCode::from(u8::try_from(code).unwrap_or(1))
                 }
                 Err(e) => {
@@ -191,8 +223,11 @@ pub fn main() -> ExitCode {
         Command::Eval { command } => crate::eval::run(command),
         Command::Logs { command } => crate::logs::run(command),
         Command::Render(args) => crate::render::run(args),
+        Command::JobManifest(args) => crate::job_manifest::run(args),
         Command::Drift(args) => runtime().and_then(|rt| rt.block_on(crate::drift::run(args))),
         Command::Audit { command } => crate::audit::run(command),
+        Command::Trust { command } => crate::trust::run(command),
+        Command::Remediate { command } => crate::remediate::run(command),
         Command::Demo(args) => {
             if std::env::var_os("WARDEN_LOG").is_some() {
                 init_tracing();

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use warden_control::config::Config;
+use warden_control::config::{Config, locate_problems};
 use warden_core::TrustPhase;
 use warden_drift::{Options, State, compare, fix};
 
@@ -57,9 +57,18 @@ pub struct DriftArgs {
 
 /// The desired state of the chosen environment and phase.
 fn desired(args: &DriftArgs) -> anyhow::Result<(String, TrustPhase, State)> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    let (config, text, origin) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let origin = path.display().to_string();
+            (Config::parse(&text, &origin)?, text, origin)
+        }
+        None => (
+            Config::default(),
+            String::new(),
+            "the built-in configuration".to_string(),
+        ),
     };
     let env = match &args.env {
         Some(name) => config
@@ -81,7 +90,13 @@ fn desired(args: &DriftArgs) -> anyhow::Result<(String, TrustPhase, State)> {
         },
     };
     let phase = args.phase.unwrap_or(env.phase);
-    let rendered = warden_gitops::render(&config)?;
+    let rendered = match warden_gitops::render(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            let located = locate_problems(&text, &origin, e.problems());
+            bail!("{origin}: cannot render:\n  {}", located.join("\n  "));
+        }
+    };
     let state = rendered
         .state(&env.name, phase)
         .with_context(|| format!("no rendered state for {} in {phase}", env.name))?;
@@ -115,8 +130,8 @@ impl Vault {
         let Some(file) = token_file else {
             bail!("--vault-addr needs --vault-token-file (the token is never taken from argv)");
         };
-        let token = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let token =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         Ok(Vault {
             addr: addr.trim_end_matches('/').to_string(),
             token: SecretString::from(token.trim().to_string()),
@@ -215,6 +230,9 @@ async fn live(
 }
 
 pub async fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
+    if args.apply && args.kubeconfig.is_none() {
+        bail!("--apply needs --kubeconfig: a directory export cannot be changed through an API");
+    }
     let (environment, phase, desired) = desired(&args)?;
     let client = match &args.kubeconfig {
         Some(path) => Some(warden_drift::kube::client_from_kubeconfig(path).await?),
@@ -244,8 +262,16 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
             applied.created.len(),
             applied.replaced.len(),
             applied.deleted.len(),
-            if vault.is_some() { fix.vault_write.len() } else { 0 },
-            if vault.is_some() { fix.vault_delete.len() } else { 0 },
+            if vault.is_some() {
+                fix.vault_write.len()
+            } else {
+                0
+            },
+            if vault.is_some() {
+                fix.vault_delete.len()
+            } else {
+                0
+            },
         );
         let (again, options) = live(&args, &desired, Some(client), vault.as_ref()).await?;
         after = Some(compare(&desired, &again, options)?);

@@ -65,9 +65,7 @@ fn parse_phase(s: &str) -> anyhow::Result<TrustPhase> {
         .into_iter()
         .find(|p| p.as_str() == s)
         .ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown phase {s:?}; expected shadow, assist, remediate or autonomous"
-            )
+            anyhow::anyhow!("unknown phase {s:?}; expected shadow, assist, remediate or autonomous")
         })
 }
 
@@ -118,4 +116,32 @@ pub fn run(args: JobManifestArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{}", render(&config, &args)?);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_runtime_kube::manifest;
+
+    /// The pod failure policy fails the Job on the agent's own exit codes;
+    /// they must be the codes the agent uses.
+    #[test]
+    fn the_pod_failure_policy_names_the_agent_s_exit_codes() {
+        assert_eq!(
+            manifest::EXIT_NOT_DELIVERED,
+            warden_agent::job::EXIT_NOT_DELIVERED
+        );
+        assert_eq!(manifest::EXIT_BAD_INPUT, warden_agent::job::EXIT_BAD_INPUT);
+    }
+
+    #[test]
+    fn the_default_configuration_gives_the_documented_settings() {
+        let s = super::kube_settings(&warden_control::Config::default());
+        assert_eq!(s.namespace, "warden-investigations");
+        assert_eq!(
+            s.service_account(warden_core::TrustPhase::Remediate),
+            "warden-agent-remediate"
+        );
+        assert_eq!(s.token_audience, "warden");
+        assert_eq!(s.run_as_user, 65532);
+    }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use warden_control::config::{SecretsBackendKind, SecretsConfig};
+use warden_control::config::{RuntimeKind, SecretsBackendKind, SecretsConfig};
 use warden_control::{Config, ControlPlane, SchedulerEvents};
-use warden_core::ports::SecretBroker;
+use warden_core::ports::{JobBootstrap, JobRuntime, SecretBroker};
+use warden_runtime_kube::{KubeRuntime, KubeRuntimeConfig};
 use warden_runtime_local::{LocalRuntime, LocalRuntimeConfig};
 use warden_secrets::{EmbeddedBroker, KeySource, OpenBaoBroker, OpenBaoConfig, SecretsDomain};
 use warden_store::SqliteStore;
@@ -30,7 +31,7 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("resolving {}", dir.display()))
 }
 
-/// Builds the embedded stack (SQLite store, local runtime) and starts it.
+/// Builds the stack (SQLite store, the configured runtime) and starts it.
 pub async fn start(
     config: Config,
     data_dir: &Path,
@@ -40,6 +41,36 @@ pub async fn start(
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let (tx, rx) = warden_control::scheduler::channel();
+    let (runtime, bootstrap) = match config.runtime.kind {
+        RuntimeKind::Local => (local_runtime(&config, data_dir, &tx)?, None),
+        RuntimeKind::Kubernetes => {
+            let kube = kube_runtime(&config, data_dir, &tx).await?;
+            let bootstrap: Arc<dyn JobBootstrap> = kube.clone();
+            (kube as Arc<dyn JobRuntime>, Some(bootstrap))
+        }
+    };
+    let broker = secrets_broker(&config.secrets, data_dir)?;
+    let store = Arc::new(store);
+    let trust = crate::trust::wiring(&config, data_dir, store.clone()).await?;
+    let plane = ControlPlane::start_with_trust(
+        config,
+        store,
+        runtime,
+        broker,
+        (tx, rx),
+        listener,
+        bootstrap,
+        Some(trust),
+    )
+    .await?;
+    Ok(plane)
+}
+
+fn local_runtime(
+    config: &Config,
+    data_dir: &Path,
+    tx: &warden_control::EventSender,
+) -> anyhow::Result<Arc<dyn JobRuntime>> {
     let (program, args) = match config.runtime.command.split_first() {
         Some((program, args)) => (PathBuf::from(program), args.to_vec()),
         None => (
@@ -53,17 +84,29 @@ pub async fn start(
     )
     .context("starting the local job runtime")?;
     tracing::info!(isolation = ?runtime.isolation(), "local runtime ready");
-    let broker = secrets_broker(&config.secrets, data_dir)?;
-    let plane = ControlPlane::start(
-        config,
-        Arc::new(store),
-        Arc::new(runtime),
-        broker,
-        (tx, rx),
-        listener,
+    Ok(Arc::new(runtime))
+}
+
+/// One Job per investigation in `runtime.kubernetes.namespace`; the pods
+/// claim their input from the bootstrap endpoint.
+async fn kube_runtime(
+    config: &Config,
+    data_dir: &Path,
+    tx: &warden_control::EventSender,
+) -> anyhow::Result<Arc<KubeRuntime>> {
+    let k = &config.runtime.kubernetes;
+    let client = KubeRuntime::client(k.kubeconfig.as_deref())
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let settings = crate::job_manifest::kube_settings(config);
+    tracing::info!(namespace = %settings.namespace, image = %settings.image, "kubernetes runtime ready");
+    let runtime = KubeRuntime::new(
+        client,
+        KubeRuntimeConfig::new(settings, data_dir),
+        Arc::new(SchedulerEvents(tx.clone())),
     )
-    .await?;
-    Ok(plane)
+    .context("starting the kubernetes job runtime")?;
+    Ok(Arc::new(runtime))
 }
 
 fn domains(config: &SecretsConfig) -> Vec<SecretsDomain> {
@@ -122,8 +165,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    if let Some(RuntimeChoice::Local) = runtime {
-        config.runtime.kind = warden_control::config::RuntimeKind::Local;
+    match runtime {
+        Some(RuntimeChoice::Local) => config.runtime.kind = RuntimeKind::Local,
+        Some(RuntimeChoice::Kubernetes) => config.runtime.kind = RuntimeKind::Kubernetes,
+        None => {}
     }
     let data_dir = prepare_data_dir(&data_dir.unwrap_or_else(default_data_dir))?;
     let listener = TcpListener::bind(config.server.listen)

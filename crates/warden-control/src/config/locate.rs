@@ -221,17 +221,35 @@ phases:
     fn keys_and_items_are_found_at_their_line_and_column() {
         let l = Locator::new(TEXT);
         assert_eq!(at(&l, "server.listen"), (3, 3, "server.listen".into()));
-        assert_eq!(at(&l, "secrets.domains[0]"), (6, 7, "secrets.domains[0]".into()));
-        assert_eq!(at(&l, "secrets.domains[0].endpoints[0].cidr"), (8, 12, "secrets.domains[0].endpoints[0].cidr".into()));
-        assert_eq!(at(&l, "secrets.domains[0].endpoints[1].port"), (10, 11, "secrets.domains[0].endpoints[1].port".into()));
-        assert_eq!(at(&l, "secrets.domains[1].serves[1]"), (12, 21, "secrets.domains[1].serves[1]".into()));
-        assert_eq!(at(&l, "phases.shadow.readable_domains"), (14, 12, "phases.shadow.readable_domains".into()));
+        assert_eq!(
+            at(&l, "secrets.domains[0]"),
+            (6, 7, "secrets.domains[0]".into())
+        );
+        assert_eq!(
+            at(&l, "secrets.domains[0].endpoints[0].cidr"),
+            (8, 12, "secrets.domains[0].endpoints[0].cidr".into())
+        );
+        assert_eq!(
+            at(&l, "secrets.domains[0].endpoints[1].port"),
+            (10, 11, "secrets.domains[0].endpoints[1].port".into())
+        );
+        assert_eq!(
+            at(&l, "secrets.domains[1].serves[1]"),
+            (12, 21, "secrets.domains[1].serves[1]".into())
+        );
+        assert_eq!(
+            at(&l, "phases.shadow.readable_domains"),
+            (14, 12, "phases.shadow.readable_domains".into())
+        );
     }
 
     #[test]
     fn a_missing_field_is_located_at_its_nearest_ancestor() {
         let l = Locator::new(TEXT);
-        assert_eq!(at(&l, "secrets.domains[1].path"), (11, 7, "secrets.domains[1]".into()));
+        assert_eq!(
+            at(&l, "secrets.domains[1].path"),
+            (11, 7, "secrets.domains[1]".into())
+        );
         assert!(l.find("runtime.max_concurrent").is_none());
     }
 

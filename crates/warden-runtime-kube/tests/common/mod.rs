@@ -196,9 +196,17 @@ pub fn runtime_on(
     data_dir: &std::path::Path,
     settings: &KubeSettings,
 ) -> (KubeRuntime, mpsc::UnboundedReceiver<JobEvent>) {
+    runtime_with(fake.client(), data_dir, settings)
+}
+
+pub fn runtime_with(
+    client: kube::Client,
+    data_dir: &std::path::Path,
+    settings: &KubeSettings,
+) -> (KubeRuntime, mpsc::UnboundedReceiver<JobEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let runtime = KubeRuntime::new(
-        fake.client(),
+        client,
         KubeRuntimeConfig::new(settings.clone(), data_dir),
         Arc::new(Collector(tx)),
     )
