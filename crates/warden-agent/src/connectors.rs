@@ -84,3 +84,54 @@ pub fn open_live(
 pub fn default_guard() -> Arc<dyn ReadGuard> {
     Arc::new(AllowAll)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::open_sources;
+
+    /// The job input carries the configuration as JSON.
+    fn parse(json: &str) -> Vec<DataSourceConfig> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[tokio::test]
+    async fn live_sources_are_opened_by_kind_and_name() {
+        let configs = parse(
+            r#"[
+            {"kind": "prometheus", "url": "http://127.0.0.1:9", "domains": ["application"]},
+            {"kind": "loki", "name": "loki-prod", "url": "http://127.0.0.1:9"},
+            {"kind": "kubernetes", "namespaces": ["shop"], "api_url": "http://127.0.0.1:9"}
+        ]"#,
+        );
+        let (mut events, log) = EventLog::capture("inv-1");
+        let sources = open_sources(&configs, &DomainSecrets::default(), &mut events);
+        let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["prometheus", "loki-prod", "kubernetes"]);
+        assert_eq!(
+            sources[0].domains(),
+            vec![warden_core::Domain::new("application")]
+        );
+        assert!(log.events().is_empty(), "{}", log.text());
+    }
+
+    #[tokio::test]
+    async fn a_source_whose_credentials_domain_was_not_granted_is_left_out() {
+        let configs = parse(
+            r#"[
+            {"kind": "loki", "url": "http://127.0.0.1:9", "credentials_domain": "log-aggregation"},
+            {"kind": "prometheus", "url": "ftp://nowhere"}
+        ]"#,
+        );
+        let (mut events, log) = EventLog::capture("inv-1");
+        let sources = open_sources(&configs, &DomainSecrets::default(), &mut events);
+        assert!(sources.is_empty());
+        let text = log.text();
+        assert!(
+            text.contains(r#"loki: the credentials domain \"log-aggregation\" was not granted"#),
+            "{text}"
+        );
+        assert!(text.contains("only http and https are supported"), "{text}");
+        assert_eq!(log.events().len(), 2);
+    }
+}

@@ -585,7 +585,7 @@ impl AuditLog {
                         .iter()
                         .rev()
                         .nth(1)
-                        .map_or(h.seq == 0, |prev| prev == h) =>
+                        .map_or(*h == Head::empty(), |prev| prev == h) =>
             {
                 write_head(path, &last).map_err(io)?
             }
@@ -662,13 +662,22 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
-        inner.file.write_all(line.as_bytes()).map_err(io)?;
-        inner.file.sync_data().map_err(io)?;
         let head = Head {
             seq: entry.seq,
             hash: entry.hash.clone(),
         };
-        write_head(&self.path, &head).map_err(io)?;
+        let len = inner.file.metadata().map_err(io)?.len();
+        let written = inner
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|_| inner.file.sync_data())
+            .and_then(|_| write_head(&self.path, &head));
+        if let Err(e) = written {
+            // An error means "not recorded": take back whatever part of the
+            // line reached the file, so the next append chains cleanly.
+            let _ = inner.file.set_len(len).and_then(|_| inner.file.sync_data());
+            return Err(io(e));
+        }
         inner.head = head;
         Ok(entry)
     }

@@ -401,3 +401,25 @@ fn a_cut_into_a_recorded_entry_is_not_mistaken_for_a_torn_append() {
         Err(VerifyError::Malformed { seq: 4, .. })
     ));
 }
+
+#[test]
+fn a_failed_append_records_nothing_and_the_next_one_chains_cleanly() {
+    let (_dir, path) = log_with(3);
+    let log = AuditLog::open(&path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // Make the head update fail: its temporary file's name is taken by a directory.
+    let blocker = head_path(&path).with_extension("head.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let err = log.append(event(3)).unwrap_err();
+    assert!(matches!(err, AuditError::Io { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the line was taken back"
+    );
+    assert_eq!(log.head().unwrap().seq, 3);
+    assert_eq!(verify(&path).unwrap().entries, 3);
+    std::fs::remove_dir(&blocker).unwrap();
+    assert_eq!(log.append(event(3)).unwrap().seq, 4);
+    assert_eq!(verify(&path).unwrap().entries, 4);
+}

@@ -71,13 +71,39 @@
 //!   SubjectAccessReview, SelfSubjectAccessReview, RBAC authorization with
 //!   the real 403 message.
 //! - Pod logs with `container`, `follow`, `previous`, `tailLines`,
-//!   `sinceTime`, `sinceSeconds`, `timestamps`, `limitBytes`.
+//!   `sinceTime`, `sinceSeconds`, `timestamps`, `limitBytes`; a container
+//!   that is still waiting (`ImagePullBackOff`, ...) gets the kubelet's 400.
+//! - Service-account tokens: [`FakeApiServer::register_token`] for opaque
+//!   tokens, or [`FakeApiServer::issue_token`] and the TokenRequest
+//!   subresource (`serviceaccounts/<sa>/token`) for ES256-signed JWTs with
+//!   bound-token claims, verifiable with
+//!   [`FakeApiServer::service_account_public_key_pem`] or the JWKS at
+//!   `/openid/v1/jwks`. Tokens stop authenticating when expired, when the
+//!   ServiceAccount is deleted, or when the pod they are bound to is deleted.
+//!   A pod's ServiceAccount must exist when the pod is created by
+//!   [`FakeApiServer::create_pod_for_job`] (ServiceAccount admission).
+//! - Controller and kubelet simulation: [`FakeApiServer::create_pod_for_job`],
+//!   [`FakeApiServer::set_container_state`] (running, `OOMKilled` 137,
+//!   `ImagePullBackOff`, `ErrImagePull`, `CrashLoopBackOff`, ...),
+//!   [`FakeApiServer::set_pod_phase`], [`FakeApiServer::evict_pod`]
+//!   (`Evicted` + `DisruptionTarget`), [`FakeApiServer::restart_container`],
+//!   [`FakeApiServer::sync_job`] (counts pods; `backoffLimit`,
+//!   `activeDeadlineSeconds`, `podFailurePolicy`; `SuccessCriteriaMet` /
+//!   `FailureTarget` before `Complete` / `Failed`),
+//!   [`FakeApiServer::complete_job`], [`FakeApiServer::fail_job`],
+//!   [`FakeApiServer::run_ttl_controller`], [`FakeApiServer::record_event`].
+//! - Every request is recorded ([`FakeApiServer::requests`]) with method,
+//!   path, query, user, verb, resource, status code and body.
 //!
 //! # What it does NOT do
 //! - No controllers run on their own: pods are not created for Jobs,
-//!   ReplicaSets are not created for Deployments, nothing is scheduled.
-//!   Tests drive that with the simulation helpers ([`FakeApiServer::
-//!   create_pod_for_job`], [`FakeApiServer::sync_job`], ...).
+//!   ReplicaSets are not created for Deployments, nothing is scheduled, the
+//!   TTL controller only runs when called. Tests drive all of that with the
+//!   simulation helpers above. The garbage collector is the exception: it
+//!   runs synchronously inside each DELETE.
+//! - Pod readiness probes, init containers and Indexed Jobs are not
+//!   simulated; `sync_job` never creates replacement pods.
+//! - `events.k8s.io/v1` is not served (core `v1` events are).
 //! - Pods are deleted at once (no graceful termination), and pods created for
 //!   Jobs carry no `batch.kubernetes.io/job-tracking` finalizer.
 //! - Strategic merge patch and server-side apply merge like JSON merge patch

@@ -580,7 +580,11 @@ impl RequestCtx {
                     resource: route.kind.plural.to_string(),
                     subresource: route.sub.clone().unwrap_or_default(),
                     namespace: route.namespace.clone().unwrap_or_default(),
-                    name: route.name.clone().unwrap_or_default(),
+                    name: route
+                        .name
+                        .clone()
+                        .or_else(|| self.name_from_field_selector(verb))
+                        .unwrap_or_default(),
                     path: None,
                 };
                 if self.shared.enforce_rbac
@@ -601,6 +605,24 @@ impl RequestCtx {
                 }
             }
         }
+    }
+
+    /// Like the real request-info parser: a list or watch narrowed to one
+    /// name by `fieldSelector=metadata.name=<x>` is authorized as a request
+    /// for that name, so `resourceNames` rules apply to it.
+    fn name_from_field_selector(&self, verb: &str) -> Option<String> {
+        if verb != "list" && verb != "watch" {
+            return None;
+        }
+        let selector = query_get(&self.query, "fieldSelector")?;
+        let mut names = selector.split(',').filter_map(|req| {
+            let req = req.trim();
+            req.strip_prefix("metadata.name==")
+                .or_else(|| req.strip_prefix("metadata.name="))
+                .map(str::to_string)
+        });
+        let name = names.next()?;
+        names.next().is_none().then_some(name)
     }
 
     fn body_object(&self) -> Result<Value, ApiError> {

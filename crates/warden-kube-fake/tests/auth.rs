@@ -449,3 +449,64 @@ async fn rbac_objects_are_validated() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn resource_names_apply_to_single_name_watches() {
+    use kube::runtime::wait::await_condition;
+    let fake = fake().await;
+    create_sa(&fake, "warden", "watcher").await;
+    create(
+        &fake,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "watch-one", "namespace": "warden"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"], "resourceNames": ["one"]}]
+        }),
+    );
+    create(
+        &fake,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "watch-one", "namespace": "warden"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "watch-one"},
+            "subjects": [{"kind": "ServiceAccount", "name": "watcher"}]
+        }),
+    );
+    Api::<Pod>::namespaced(fake.client(), "warden")
+        .create(&PostParams::default(), &pod("one", json!({})))
+        .await
+        .unwrap();
+    fake.register_token(
+        "tok-watch",
+        ServiceAccountIdentity::new("warden", "watcher"),
+    );
+    let pods: Api<Pod> = Api::namespaced(fake.client_with_token("tok-watch"), "warden");
+    // A plain list is not narrowed to the allowed name.
+    assert_eq!(
+        api_error(pods.list(&ListParams::default()).await.unwrap_err()).code,
+        403
+    );
+    let one = pods
+        .list(&ListParams::default().fields("metadata.name=one"))
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+    assert_eq!(
+        api_error(
+            pods.list(&ListParams::default().fields("metadata.name=two"))
+                .await
+                .unwrap_err()
+        )
+        .code,
+        403
+    );
+    // await_condition lists and watches with that field selector.
+    let seen = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        await_condition(pods, "one", |p: Option<&Pod>| p.is_some()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(seen.is_some());
+}

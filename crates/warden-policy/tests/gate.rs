@@ -96,14 +96,14 @@ fn read(
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Scope {
-    InScope,
+    Targeted,
     Protected,
     NotATarget,
 }
 
 /// What the default phases promise, written out independently of the policies.
 fn expected(phase: TrustPhase, kind: ActionKind, scope: Scope, confidence: f64) -> &'static str {
-    if scope != Scope::InScope {
+    if scope != Scope::Targeted {
         return "denied";
     }
     match phase {
@@ -127,10 +127,10 @@ fn every_phase_times_every_action_kind_scope_and_confidence() {
     let mut seen = std::collections::BTreeMap::new();
     for phase in TrustPhase::ALL {
         for kind in ActionKind::ALL {
-            for scope in [Scope::InScope, Scope::Protected, Scope::NotATarget] {
+            for scope in [Scope::Targeted, Scope::Protected, Scope::NotATarget] {
                 for confidence in [0.3, 0.8999, 0.9, 0.97, 1.0] {
                     let ns = match scope {
-                        Scope::InScope => "shop",
+                        Scope::Targeted => "shop",
                         Scope::Protected => "kube-system",
                         Scope::NotATarget => "payments",
                     };
@@ -668,4 +668,64 @@ fn decision_records_serialise_for_the_investigation_and_the_audit_log() {
 fn the_gate_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<ActionGate>();
+}
+
+#[test]
+fn the_documented_override_examples_validate() {
+    let examples = [
+        // examples/warden.yaml
+        r#"@id("no-scaling-in-prod")
+           @reason("prod is never scaled by warden")
+           forbid (principal, action in Action::"act", resource)
+           when { principal.environment == "prod" && context.kind == "scale_deployment" };"#,
+        // docs/policy.md
+        r#"@id("no-restarts-in-prod")
+           @reason("prod workloads are restarted by people only")
+           forbid (principal, action in Action::"act", resource)
+           when { principal.environment == "prod" && context.kind == "rollout_restart" };"#,
+        r#"@id("confident-only")
+           forbid (principal is Agent, action == Action::"execute", resource)
+           when { principal.confidence.lessThan(decimal("0.95")) };"#,
+        r#"@id("small-scale-only")
+           forbid (principal, action in Action::"act", resource)
+           when { context has replicas && context.replicas > 10 };"#,
+        r#"@id("not-the-db")
+           forbid (principal, action in Action::"act", resource is Workload)
+           when { resource.name == "orders-db" && resource.namespace.name == "shop" };"#,
+    ];
+    let sources: Vec<_> = examples
+        .iter()
+        .enumerate()
+        .map(|(i, t)| PolicySource::new(format!("policy.inline[{i}]"), *t))
+        .collect();
+    let gate = gate_with(&Phases::defaults(&domains()), &sources);
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "dev",
+        0.92,
+        action(ActionKind::RestartPod, "shop"),
+    );
+    // Not executing on its own means a person takes it over.
+    match &r.decision {
+        Decision::Escalated { reason } => assert!(
+            reason.contains("a configured policy denies running it without a person"),
+            "{reason}"
+        ),
+        d => panic!("{d:?}"),
+    }
+    let r = ask(
+        &gate,
+        TrustPhase::Autonomous,
+        "dev",
+        0.96,
+        action(ActionKind::RestartPod, "shop"),
+    );
+    assert!(r.is_allowed(), "{:?}", r.decision);
+    let mut a = action(ActionKind::ScaleDeployment, "shop");
+    a.replicas = Some(11);
+    assert_eq!(
+        ask(&gate, TrustPhase::Remediate, "dev", 1.0, a).policies,
+        ["small-scale-only"]
+    );
 }

@@ -37,6 +37,8 @@ use crate::settings::KubeRuntimeConfig;
 /// A Job still running this long after its deadline is deleted: the Job
 /// controller should have ended it at `activeDeadlineSeconds`.
 const DEADLINE_BACKSTOP: Duration = Duration::from_secs(60);
+/// Between attempts to delete a Job that must end (image pull, deadline).
+const DELETE_RETRY: Duration = Duration::from_secs(2);
 /// How long the end of a Job waits for its log streams to drain.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
 
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
 struct Slot {
     token: Arc<()>,
     task: Option<AbortHandle>,
+    /// `cancel` is deleting the Job: its disappearance is the cancel.
+    cancelling: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +122,20 @@ impl Shared {
         true
     }
 
+    fn set_cancelling(&self, id: &InvestigationId, token: &Arc<()>, on: bool) {
+        if let Some(slot) = lock(&self.jobs).get_mut(id)
+            && Arc::ptr_eq(&slot.token, token)
+        {
+            slot.cancelling = on;
+        }
+    }
+
+    fn is_cancelling(&self, id: &InvestigationId, token: &Arc<()>) -> bool {
+        lock(&self.jobs)
+            .get(id)
+            .is_some_and(|slot| Arc::ptr_eq(&slot.token, token) && slot.cancelling)
+    }
+
     /// Deletes the Job and lets the garbage collector remove its pods.
     async fn delete_job(&self, id: &InvestigationId) -> Result<(), RuntimeError> {
         match self
@@ -155,6 +173,7 @@ impl<'a> Reservation<'a> {
             Slot {
                 token: Arc::clone(&token),
                 task: None,
+                cancelling: false,
             },
         );
         Some(Reservation {
@@ -480,7 +499,13 @@ impl JobRuntime for KubeRuntime {
                 .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
             (Arc::clone(&slot.token), slot.task.clone())
         };
-        self.shared.delete_job(&id).await?;
+        // The watch may see the deletion before the task is stopped; the
+        // flag makes it report the cancel, not a stranger's delete.
+        self.shared.set_cancelling(&id, &token, true);
+        if let Err(e) = self.shared.delete_job(&id).await {
+            self.shared.set_cancelling(&id, &token, false);
+            return Err(e);
+        }
         if let Some(task) = task {
             task.abort();
         }
@@ -613,13 +638,13 @@ async fn supervise(
                 }
                 Some(Ok(Event::InitDone)) => {
                     if !w.job_in_list {
-                        break gone(&w, "the Job was deleted outside warden before it ended");
+                        break gone(&shared, &id, &token, &w, "the Job was deleted outside warden before it ended");
                     }
                 }
                 Some(Ok(Event::Delete(job))) => {
                     if job.metadata.name.as_deref() == Some(name.as_str()) {
                         let ended = outcome::job_outcome(&job, w.pods.values());
-                        break ended.unwrap_or_else(|| gone(&w, "the Job was deleted outside warden before it ended"));
+                        break ended.unwrap_or_else(|| gone(&shared, &id, &token, &w, "the Job was deleted outside warden before it ended"));
                     }
                 }
                 Some(Err(error)) => tracing::warn!(investigation = %id, %error, "watching the Job failed; retrying"),
@@ -689,8 +714,16 @@ async fn refresh_pods(
     }
 }
 
-fn gone(w: &Watched, why: &str) -> JobOutcome {
-    if w.job.is_some() {
+fn gone(
+    shared: &Shared,
+    id: &InvestigationId,
+    token: &Arc<()>,
+    w: &Watched,
+    why: &str,
+) -> JobOutcome {
+    if shared.is_cancelling(id, token) {
+        JobOutcome::Cancelled
+    } else if w.job.is_some() {
         JobOutcome::Killed {
             detail: why.to_string(),
         }
@@ -783,6 +816,8 @@ async fn timer_fired(
     if let Err(error) = shared.delete_job(id).await {
         tracing::warn!(investigation = %id, %error, "could not delete the failed Job; retrying");
         log.note(&format!("could not delete the Job: {error}"));
+        // The timer is still due: pace the retries.
+        tokio::time::sleep(DELETE_RETRY).await;
         return None;
     }
     Some(outcome)

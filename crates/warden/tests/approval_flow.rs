@@ -93,6 +93,7 @@ struct Harness {
     runtime: Arc<CapturingRuntime>,
     fake: FakeApiServer,
     kubelet: FakeKubelet,
+    config: Config,
     dir: tempfile::TempDir,
 }
 
@@ -177,7 +178,7 @@ async fn harness(phase: TrustPhase, configure: impl FnOnce(&mut Config)) -> Harn
     let kubelet = FakeKubelet::start(fake.clone(), JOBS, 20, Some(probe));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let plane = ControlPlane::start_with_trust(
-        config,
+        config.clone(),
         store,
         runtime.clone(),
         None,
@@ -194,6 +195,7 @@ async fn harness(phase: TrustPhase, configure: impl FnOnce(&mut Config)) -> Harn
         runtime,
         fake,
         kubelet,
+        config,
         dir,
     }
 }
@@ -818,4 +820,133 @@ async fn an_action_whose_alerts_keep_firing_is_recorded_as_failed() {
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "rolled_back");
+}
+
+fn warden(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn trust_status_and_the_promotion_proposal_on_the_command_line() {
+    let h = harness(TrustPhase::Shadow, |_| {}).await;
+    let file = h.dir.path().join("warden.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&h.config).unwrap()).unwrap();
+    let data = h.dir.path().to_str().unwrap();
+    let config = file.to_str().unwrap();
+    let trust = h.plane.trust.clone().unwrap();
+    let review =
+        |result| OutcomeRecord::new("dev", "test", Utc::now(), Outcome::ShadowReview { result });
+
+    // 99 correct reviews: too few samples.
+    for _ in 0..99 {
+        trust
+            .record(review(warden_trust::ReviewResult::Correct))
+            .await
+            .unwrap();
+    }
+    let (code, out, err) = warden(&[
+        "trust",
+        "status",
+        "--data-dir",
+        data,
+        "--config",
+        config,
+        "--env",
+        "dev",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("environment dev: phase shadow"), "{out}");
+    assert!(out.contains("diagnostic_accuracy"), "{out}");
+    assert!(out.contains("samples 99/100"), "{out}");
+    assert!(out.contains("promotion: not available"), "{out}");
+    let (code, out, err) = warden(&[
+        "trust",
+        "propose-promotion",
+        "--env",
+        "dev",
+        "--config",
+        config,
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("too few samples (99 of at least 100)"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "no diff without a passing gate: {out}");
+
+    // The 100th: 100% over 100 reviews passes; the proposal is a diff of
+    // the environment's phase that applies to the file.
+    trust
+        .record(review(warden_trust::ReviewResult::Correct))
+        .await
+        .unwrap();
+    let (code, out, err) = warden(&[
+        "trust",
+        "status",
+        "--data-dir",
+        data,
+        "--config",
+        config,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json[0]["promotion_available"], true, "{out}");
+    assert_eq!(json[0]["gates"][0]["checks"][0]["samples"], 100);
+    let (code, diff, err) = warden(&[
+        "trust",
+        "propose-promotion",
+        "--env",
+        "dev",
+        "--config",
+        config,
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        diff.contains("-  phase: shadow\n+  phase: assist\n"),
+        "{diff}"
+    );
+    let patch = h.dir.path().join("promote.diff");
+    std::fs::write(&patch, &diff).unwrap();
+    let applied = std::process::Command::new("patch")
+        .arg(&file)
+        .arg(&patch)
+        .output()
+        .expect("patch(1) is needed (Debian package patch)");
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stdout)
+    );
+    let promoted = Config::load(&file).unwrap();
+    assert_eq!(promoted.environments[0].phase, TrustPhase::Assist);
+    // Nothing but the phase changed.
+    let mut expected = h.config.clone();
+    expected.environments[0].phase = TrustPhase::Assist;
+    assert_eq!(promoted, expected);
+
+    let (code, _, err) = warden(&[
+        "trust",
+        "status",
+        "--data-dir",
+        data,
+        "--config",
+        config,
+        "--env",
+        "staging",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("\"staging\" is not declared"), "{err}");
 }

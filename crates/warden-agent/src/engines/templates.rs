@@ -102,7 +102,9 @@ pub fn mine_activity(
     }
     let mut tallies: BTreeMap<(&str, TemplateId), Tally<'_>> = BTreeMap::new();
     for (line, &id) in lines.iter().zip(&assigned) {
-        let tally = tallies.entry((line.service.as_str(), live(id))).or_default();
+        let tally = tallies
+            .entry((line.service.as_str(), live(id)))
+            .or_default();
         if baseline.contains(line.ts) {
             tally.baseline += 1;
         } else if incident.contains(line.ts) {
@@ -319,19 +321,35 @@ mod tests {
     #[test]
     fn a_template_only_in_the_incident_window_is_new() {
         let mut lines = Vec::new();
-        stream(&mut lines, 0..40, |_| 2, "INFO", |m, i| {
-            format!("GET /api/orders/{} 200 {}ms", m * 7 + i, 10 + i)
-        });
-        stream(&mut lines, 33..40, |_| 1, "ERROR", |m, _| {
-            format!("connection to 10.0.0.{m}:5432 refused after {} retries", m % 3)
-        });
+        stream(
+            &mut lines,
+            0..40,
+            |_| 2,
+            "INFO",
+            |m, i| format!("GET /api/orders/{} 200 {}ms", m * 7 + i, 10 + i),
+        );
+        stream(
+            &mut lines,
+            33..40,
+            |_| 1,
+            "ERROR",
+            |m, _| {
+                format!(
+                    "connection to 10.0.0.{m}:5432 refused after {} retries",
+                    m % 3
+                )
+            },
+        );
         lines.sort_by_key(|l| l.ts);
         let (base, inc) = windows();
         let found = mine_activity(&lines, base, inc, &MiningConfig::default());
         assert_eq!(found.len(), 1, "{found:#?}");
         let new = &found[0];
         assert_eq!(new.novelty, Novelty::New);
-        assert_eq!(new.template, "connection to <*>:<*> refused after <*> retries");
+        assert_eq!(
+            new.template,
+            "connection to <*>:<*> refused after <*> retries"
+        );
         assert_eq!(new.incident_count, 7);
         assert_eq!(new.baseline_count, 0);
         assert_eq!(new.onset.timestamp(), 1_700_000_000 + 33 * 60);
@@ -342,17 +360,29 @@ mod tests {
     fn a_template_at_ten_times_its_baseline_rate_is_bursting_and_stable_ones_are_not() {
         let mut lines = Vec::new();
         // Stable: 6 a minute throughout.
-        stream(&mut lines, 0..40, |_| 6, "INFO", |m, i| {
-            format!("served request {} in {} ms", m * 100 + i, 12 + i)
-        });
+        stream(
+            &mut lines,
+            0..40,
+            |_| 6,
+            "INFO",
+            |m, i| format!("served request {} in {} ms", m * 100 + i, 12 + i),
+        );
         // Bursting: 1 a minute in the baseline, 10 a minute from minute 35.
-        stream(&mut lines, 0..40, |m| if m >= 35 { 10 } else { 1 }, "WARN", |m, i| {
-            format!("slow query on table orders took {} ms", 900 + m + i)
-        });
+        stream(
+            &mut lines,
+            0..40,
+            |m| if m >= 35 { 10 } else { 1 },
+            "WARN",
+            |m, i| format!("slow query on table orders took {} ms", 900 + m + i),
+        );
         // Up a little (1 → 2 a minute): below the burst factor.
-        stream(&mut lines, 0..40, |m| if m >= 30 { 2 } else { 1 }, "WARN", |m, i| {
-            format!("cache miss ratio {}.{i}%", m % 9)
-        });
+        stream(
+            &mut lines,
+            0..40,
+            |m| if m >= 30 { 2 } else { 1 },
+            "WARN",
+            |m, i| format!("cache miss ratio {}.{i}%", m % 9),
+        );
         lines.sort_by_key(|l| l.ts);
         let (base, inc) = windows();
         let found = mine_activity(&lines, base, inc, &MiningConfig::default());
@@ -371,13 +401,19 @@ mod tests {
         // Lines whose variable part has a varying number of words join one
         // template in the miner; the tally follows the merge.
         let mut lines = Vec::new();
-        stream(&mut lines, 30..40, |_| 1, "ERROR", |m, _| {
-            if m % 2 == 0 {
-                format!("lost leases {m} {} {} of worker pool", m + 1, m + 2)
-            } else {
-                format!("lost leases {m} of worker pool")
-            }
-        });
+        stream(
+            &mut lines,
+            30..40,
+            |_| 1,
+            "ERROR",
+            |m, _| {
+                if m % 2 == 0 {
+                    format!("lost leases {m} {} {} of worker pool", m + 1, m + 2)
+                } else {
+                    format!("lost leases {m} of worker pool")
+                }
+            },
+        );
         let (base, inc) = windows();
         let found = mine_activity(&lines, base, inc, &MiningConfig::default());
         assert_eq!(found.len(), 1, "{found:#?}");

@@ -1,11 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Every rendered object is valid for Kubernetes 1.33 (strict schema) and
 //! clean under checkov. Needs the tools from scripts/install-test-deps.sh.
 
-mod support;
+
 
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 use warden_manifest_check::{checkov, validate_k8s};
 
 /// Checks skipped for rendered state, each with the reason.

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The twelve states of the shipped example, compared file by file with the
 //! committed snapshot under `tests/snapshots/example/`. Regenerate with
 //! `WARDEN_UPDATE_SNAPSHOTS=1 cargo nextest run -p warden-gitops snapshots`
@@ -9,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use warden_control::config::Config;
 
-const EXAMPLE: &str = include_str!("../../../examples/warden.yaml");
+const EXAMPLE: &str = include_str!("../../../../examples/warden.yaml");
 
 fn snapshot_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/example")

@@ -380,3 +380,68 @@ impl warden_connectors::ReadGuard for Recorder {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn a_long_container_log_is_cut_at_the_byte_limit_and_says_so() {
+    let (fake, pod) = cluster().await;
+    let mut text = String::new();
+    for i in 0..400 {
+        text.push_str(&format!(
+            "level=warn msg=\"retrying payment\" attempt={i}\n"
+        ));
+    }
+    fake.append_pod_log(NS, &pod, &text).unwrap();
+    let src = KubernetesSource::with_client(&config(json!({"max_log_bytes": 4096})), fake.client())
+        .unwrap();
+    let got = lines(
+        src.query(&logs_query(Some("checkout"), None))
+            .await
+            .unwrap(),
+    );
+    let retries: Vec<&LogLine> = got
+        .iter()
+        .filter(|l| l.message.starts_with("level=warn msg=\"retrying payment\""))
+        .collect();
+    assert!(
+        !retries.is_empty() && retries.len() < 400,
+        "{}",
+        retries.len()
+    );
+    // Kept lines are whole.
+    assert!(retries.iter().all(|l| l.message.contains(" attempt=")));
+    let note = got
+        .iter()
+        .find(|l| l.service == "kubernetes")
+        .unwrap_or_else(|| panic!("no cut note in {got:#?}"));
+    assert_eq!(
+        note.message,
+        format!("log of pod {pod} container app cut at 4096 bytes; later lines were not read")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_unavailable_within_the_timeout() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config =
+        config(json!({"api_url": format!("http://127.0.0.1:{port}"), "timeout_seconds": 3}));
+    let src = KubernetesSource::connect(&config, warden_connectors::Credentials::None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = src
+        .query(&logs_query(None, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(
+        err.starts_with("kubernetes unavailable: reading pods in shop"),
+        "{err}"
+    );
+    assert!(err.ends_with("(gave up after 3 attempt(s))"), "{err}");
+}

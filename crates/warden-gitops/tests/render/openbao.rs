@@ -1,10 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The rendered policies and auth roles against a real OpenBao
 //! (`bao server -dev`, installed by scripts/install-test-deps.sh): accepted
 //! as written, and behaving — a token of the shadow phase cannot read a
 //! domain only remediation reads, and cannot be issued one.
 
-mod support;
+
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 use warden_core::TrustPhase;
 use warden_gitops::SecurityState;
 

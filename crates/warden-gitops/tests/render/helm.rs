@@ -1,16 +1,15 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The chart in deploy/helm/warden with the real Helm CLI: `helm lint` and
 //! `helm template` pass for every environment's rendered values, the output
 //! contains the rendered state verbatim, and it validates and scans clean.
 
-mod support;
+
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 use warden_manifest_check::{checkov, helm, validate_k8s};
 
 fn chart() -> PathBuf {

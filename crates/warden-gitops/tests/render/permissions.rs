@@ -1,15 +1,13 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! What each state grants, checked as effective permissions rather than as
 //! text: read-only phases never write or see secrets, remediation holds
 //! exactly `ActionKind::permissions()`, protected namespaces hold nothing,
 //! and a phase's pods reach only the domains the phase reads.
 
-mod support;
+
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-use support::*;
+use crate::support::*;
 use warden_control::config::Config;
 use warden_core::{ActionKind, TrustPhase};
 use warden_gitops::{SecurityState, render};
@@ -228,7 +226,7 @@ fn a_phase_reaches_only_the_domains_it_reads() {
 
 #[test]
 fn protected_targets_and_host_endpoints_are_refused_with_their_field() {
-    let text = support::DIFFERING_PHASES.replace(
+    let text = crate::support::DIFFERING_PHASES.replace(
         "targets: [default, shop]",
         "targets: [default, kube-system]",
     );
@@ -237,7 +235,7 @@ fn protected_targets_and_host_endpoints_are_refused_with_their_field() {
     let p = err.problems().join("\n");
     assert!(p.contains("namespaces.targets[1] \"kube-system\" is also in namespaces.protected"), "{p}");
 
-    let text = support::DIFFERING_PHASES.replace(
+    let text = crate::support::DIFFERING_PHASES.replace(
         "{cidr: 10.20.0.0/16, port: 5432}",
         "{host: payments.db.internal, port: 5432}",
     );
