@@ -471,9 +471,7 @@ impl Run<'_> {
         })?;
         let planned = reasoner.plan(&self.ctx, &focus).await?;
         let observations = self.run(planned).await;
-        let assessment = reasoner
-            .evaluate(&self.ctx, &focus, &observations)
-            .await?;
+        let assessment = reasoner.evaluate(&self.ctx, &focus, &observations).await?;
         self.apply(index, &assessment, &observations, follow_refinements);
         Ok(assessment)
     }

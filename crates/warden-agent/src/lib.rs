@@ -9,6 +9,8 @@
 //! ```
 //!
 //! - [`bundle`]: a telemetry bundle directory as a read-only data source.
+//! - [`connectors`]: the live sources (Prometheus, Loki, Kubernetes; crate
+//!   `warden-connectors`) built from the job input and its domain secrets.
 //! - [`engines`]: pure evidence engines (metric anomalies, log templates,
 //!   flows, changes, topology propagation).
 //! - [`builtin`]: the offline reasoner built on the engines.

@@ -78,8 +78,8 @@ impl Credentials {
         }
     }
 
-    /// The bearer token, for clients that take it directly (kube).
-    pub(crate) fn bearer(&self) -> Option<&SecretString> {
+    #[cfg(test)]
+    fn bearer(&self) -> Option<&SecretString> {
         match self {
             Credentials::Bearer(token) => Some(token),
             _ => None,

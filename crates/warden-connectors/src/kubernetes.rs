@@ -258,8 +258,17 @@ impl KubernetesSource {
         mut kube_config: kube::Config,
         credentials: Credentials,
     ) -> Result<Self, ConnectorError> {
-        if let Some(token) = credentials.bearer() {
-            kube_config.auth_info.token = Some(token.clone());
+        match &credentials {
+            Credentials::None => {}
+            Credentials::Bearer(token) => kube_config.auth_info.token = Some(token.clone()),
+            Credentials::Basic { .. } => {
+                return Err(ConnectorError::Config {
+                    source_name: source_name(config),
+                    field: "credentials_domain",
+                    detail: "the Kubernetes API takes a bearer token, not a username and password"
+                        .to_string(),
+                });
+            }
         }
         let timeout = Duration::from_secs(config.timeout_seconds.max(1));
         kube_config.connect_timeout = Some(timeout);
@@ -558,17 +567,19 @@ impl KubernetesSource {
     /// Logs of one container since `range.start`, at most `tail` lines and
     /// the log byte limit; timestamps come from the kubelet. `previous`: the
     /// log of the container instance before its last restart.
-    #[allow(clippy::too_many_arguments)]
     async fn container_log(
         &self,
-        namespace: &str,
-        pod: &str,
+        summary: &PodSummary,
         container: &str,
-        service: &str,
         range: TimeRange,
         tail: usize,
         previous: bool,
     ) -> Result<(Vec<LogLine>, Option<LogLine>), DataError> {
+        let (namespace, pod, service) = (
+            summary.namespace.as_str(),
+            summary.pod.as_str(),
+            summary.service.as_str(),
+        );
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let limit = self.policy.max_response_bytes;
         let params = LogParams {
@@ -680,20 +691,18 @@ impl KubernetesSource {
                 }
                 read += 1;
                 for c in &summary.containers {
-                    let pod = summary.pod.as_str();
-                    let svc = summary.service.as_str();
                     // What a container wrote before it was killed is in
                     // the previous instance's log.
                     if c.last_terminated.is_some()
                         && let Ok((log, note)) = self
-                            .container_log(ns, pod, &c.name, svc, range, limit, true)
+                            .container_log(&summary, &c.name, range, limit, true)
                             .await
                     {
                         lines.extend(log);
                         notes.extend(note);
                     }
                     let (log, note) = self
-                        .container_log(ns, pod, &c.name, svc, range, limit, false)
+                        .container_log(&summary, &c.name, range, limit, false)
                         .await?;
                     lines.extend(log);
                     notes.extend(note);

@@ -12,7 +12,9 @@
 //! - [`netpol`]: per pod class, the (destination, protocol, port) set its
 //!   egress policies allow, with default-deny semantics;
 //! - [`vault`]: per policy, the capabilities granted on each path, under
-//!   Vault's most-specific-rule-wins matching ([`hcl`] parses the policies).
+//!   Vault's most-specific-rule-wins matching ([`hcl`] parses the policies);
+//! - [`vault_roles`]: the policies each auth role attaches, who may use it,
+//!   and how long its tokens live.
 //!
 //! [`compare`] reports what live grants beyond desired (*widening*: the blast
 //! radius grew) separately from what it lost (*narrowing*), each finding
@@ -32,6 +34,7 @@ pub mod rbac;
 pub mod report;
 pub mod source;
 pub mod vault;
+pub mod vault_roles;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,6 +53,9 @@ pub struct State {
     pub objects: Vec<Value>,
     /// ACL policies by name, as HCL text.
     pub vault_policies: BTreeMap<String, String>,
+    /// Auth roles by API path (`auth/jwt/role/NAME`), as the data written
+    /// to (or read from) that path.
+    pub vault_roles: BTreeMap<String, Value>,
 }
 
 /// Everything that can go wrong, each naming what it concerns.
@@ -119,9 +125,11 @@ pub fn compare(desired: &State, live: &State, options: Options) -> Result<Report
         let d = parse_policies(&desired.vault_policies)?;
         let l = parse_policies(&live.vault_policies)?;
         report::vault_findings(&d, &l, &mut report);
+        vault_roles::compare(&desired.vault_roles, &live.vault_roles, &mut report);
     } else {
         report.notes.push(
-            "Vault policies not compared: no live source (use --vault-addr or --from)".into(),
+            "Vault policies and auth roles not compared: no live source (use --vault-addr or --from)"
+                .into(),
         );
     }
     report.sort();

@@ -2,7 +2,8 @@
 //!
 //! `*.yaml`, `*.yml` and `*.json` files hold objects (several YAML documents
 //! per file, and `kind: List` / `*List` objects with `items`); `*.hcl` files
-//! hold Vault/OpenBao policies named after the file. Subdirectories are read
+//! hold Vault/OpenBao policies named after the file; `{path: auth/...,
+//! data: {...}}` documents are Vault auth roles. Subdirectories are read
 //! too, in name order, hidden ones skipped. Documents that are not
 //! Kubernetes objects (no apiVersion/kind, such as Helm values) are skipped
 //! and listed, never guessed at.
@@ -54,6 +55,17 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Parses one manifest text (YAML or JSON, multi-document) into objects.
 pub fn parse_manifests(text: &str, origin: &str, skipped: &mut Vec<String>) -> Result<Vec<Value>> {
+    parse_all(text, origin, skipped, &mut Vec::new())
+}
+
+/// Objects, and Vault auth roles (`{path: auth/..., data: {...}}` documents,
+/// as `warden render` writes them) into `roles`.
+fn parse_all(
+    text: &str,
+    origin: &str,
+    skipped: &mut Vec<String>,
+    roles: &mut Vec<(String, Value)>,
+) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let here = format!("{origin}: document {}", i + 1);
@@ -61,6 +73,14 @@ pub fn parse_manifests(text: &str, origin: &str, skipped: &mut Vec<String>) -> R
             origin: here.clone(),
             message: e.to_string(),
         })?;
+        if let (Some(path), Some(data)) = (
+            v.get("path").and_then(Value::as_str),
+            v.get("data").filter(|d| d.is_object()),
+        ) && path.starts_with("auth/")
+        {
+            roles.push((path.to_string(), data.clone()));
+            continue;
+        }
         flatten(v, &here, &mut out, skipped)?;
     }
     Ok(out)
@@ -132,7 +152,22 @@ pub fn load_dir(dir: &Path) -> Result<Loaded> {
             loaded.state.vault_policies.insert(name, text);
             continue;
         }
-        for v in parse_manifests(&text, &origin, &mut loaded.skipped)? {
+        let mut roles = Vec::new();
+        let objects = parse_all(&text, &origin, &mut loaded.skipped, &mut roles)?;
+        for (path, data) in roles {
+            if loaded
+                .state
+                .vault_roles
+                .insert(path.clone(), data)
+                .is_some()
+            {
+                return Err(Error::Manifest {
+                    origin,
+                    message: format!("Vault auth role {path:?} is defined twice"),
+                });
+            }
+        }
+        for v in objects {
             let r = ObjectRef::of(&v).map_err(|message| Error::Manifest {
                 origin: origin.clone(),
                 message,

@@ -93,6 +93,13 @@ fn desired() -> State {
     State {
         objects,
         vault_policies,
+        vault_roles: [(
+            "auth/jwt/role/warden-shadow".to_string(),
+            json!({"token_policies": ["warden-shadow-database", "warden-shadow-metrics"],
+                   "bound_subject": format!("system:serviceaccount:{NS}:{AGENT}"),
+                   "bound_audiences": ["warden"], "token_ttl": "900s"}),
+        )]
+        .into(),
     }
 }
 
@@ -545,6 +552,46 @@ fn an_extra_vault_policy_and_capability_are_widening_a_missing_one_narrowing() {
 }
 
 #[test]
+fn an_auth_role_attaching_another_policy_is_widening_naming_the_role() {
+    let mut live = desired();
+    let role = live
+        .vault_roles
+        .get_mut("auth/jwt/role/warden-shadow")
+        .unwrap();
+    role["token_policies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("root"));
+    role["token_ttl"] = json!(86400);
+    let r = drift(&live);
+    assert_eq!(r.status(), Status::Widening, "{}", r.to_text());
+    let w: Vec<&str> = r.widening.iter().map(|f| f.permission.as_str()).collect();
+    assert_eq!(
+        w,
+        vec!["attaches policy root", "token_ttl 86400s (instead of 900s)"]
+    );
+    assert!(
+        r.widening
+            .iter()
+            .all(|f| names(f) == vec!["VaultAuthRole/auth/jwt/role/warden-shadow"])
+    );
+    let fix = assert_fix_restores(&live);
+    assert_eq!(fix.vault_role_write.len(), 1);
+    // A role desired does not know is deleted by the fix.
+    let mut live = desired();
+    live.vault_roles.insert(
+        "auth/jwt/role/debug".into(),
+        json!({"token_policies": ["root"]}),
+    );
+    let r = drift(&live);
+    assert_eq!(r.widening.len(), 1);
+    assert_eq!(
+        assert_fix_restores(&live).vault_role_delete,
+        vec!["auth/jwt/role/debug"]
+    );
+}
+
+#[test]
 fn a_vault_policy_that_does_not_parse_is_an_error_naming_it() {
     let mut live = desired();
     live.vault_policies.insert(
@@ -601,7 +648,7 @@ mod against_the_fake_api_server {
     fn live_state(objects: Vec<Value>) -> State {
         State {
             objects,
-            vault_policies: desired().vault_policies,
+            ..desired()
         }
     }
 

@@ -70,7 +70,7 @@ fn state(rules: Vec<Value>) -> State {
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
                    "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": "w"}]}),
         ],
-        vault_policies: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -195,7 +195,12 @@ pub fn objects(config: &Config, env: &str, phase: TrustPhase) -> Vec<Value> {
     let mut out = Vec::new();
     out.push(service_account(&agent_sa, &ns.investigations, env, phase));
     if acts {
-        out.push(service_account(&remediate_sa, &ns.investigations, env, phase));
+        out.push(service_account(
+            &remediate_sa,
+            &ns.investigations,
+            env,
+            phase,
+        ));
     }
 
     let read_rules: Vec<Value> = READ_ONLY_RULES
@@ -359,9 +364,14 @@ fn egress_policy(
     let mut egress = vec![dns_rule(), control_plane_rule(config)];
     egress.extend(endpoint_rules);
     let mut metadata = meta(name, &config.namespaces.investigations, env, phase);
-    if !notes.is_empty() {
+    if !notes.is_empty()
+        && let Some(m) = metadata.as_object_mut()
+    {
         // Which domain each address rule is for, for reviewers.
-        metadata["annotations"] = json!({ "warden.dev/egress-endpoints": notes.join(", ") });
+        m.insert(
+            "annotations".into(),
+            json!({ "warden.dev/egress-endpoints": notes.join(", ") }),
+        );
     }
     json!({
         "apiVersion": NETWORKING,
@@ -445,9 +455,10 @@ fn resource_quota(config: &Config, env: &str, phase: TrustPhase, acts: bool) -> 
     let memory = n
         .saturating_mul(max_mem)
         .saturating_add(n.saturating_mul(extra).saturating_mul(simple.memory_bytes));
-    let cpu = n
-        .saturating_mul(u64::from(max_cpu))
-        .saturating_add(n.saturating_mul(extra).saturating_mul(u64::from(simple.cpu_millis)));
+    let cpu = n.saturating_mul(u64::from(max_cpu)).saturating_add(
+        n.saturating_mul(extra)
+            .saturating_mul(u64::from(simple.cpu_millis)),
+    );
     let (memory, cpu) = (memory_quantity(memory), cpu_quantity(cpu));
     json!({
         "apiVersion": "v1",

@@ -58,7 +58,8 @@
 //!   create-or-merge) patch, delete with Background / Foreground / Orphan
 //!   propagation through ownerReferences (Jobs default to Orphan, like
 //!   batch/v1), finalizers, deletecollection, `dryRun=All`.
-//! - Defaulting and validation that matter to clients: Job selector and
+//! - Defaulting (on every write, as the real server does) and validation
+//!   that matter to clients: Job selector and
 //!   template labels (`controller-uid`, `job-name`, `batch.kubernetes.io/*`),
 //!   Job restartPolicy and immutable template, pod spec immutability,
 //!   Deployment selector/template match, RBAC rule and binding checks, names.
@@ -91,7 +92,9 @@
 //!   `activeDeadlineSeconds`, `podFailurePolicy`; `SuccessCriteriaMet` /
 //!   `FailureTarget` before `Complete` / `Failed`),
 //!   [`FakeApiServer::complete_job`], [`FakeApiServer::fail_job`],
-//!   [`FakeApiServer::run_ttl_controller`], [`FakeApiServer::record_event`].
+//!   [`FakeApiServer::run_ttl_controller`], [`FakeApiServer::record_event`],
+//!   [`FakeApiServer::sync_deployment`] (ReplicaSet per template with
+//!   `pod-template-hash` and revision annotations, rollback reuse, status).
 //! - Every request is recorded ([`FakeApiServer::requests`]) with method,
 //!   path, query, user, verb, resource, status code and body.
 //!

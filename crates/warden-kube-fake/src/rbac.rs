@@ -214,3 +214,184 @@ fn path_matches(pattern: &str, path: &str) -> bool {
         None => pattern == path,
     }
 }
+
+/// RBAC escalation prevention, as the real storage for Roles and bindings
+/// does: a user may only write a Role whose rules it already holds (or with
+/// the `escalate` verb), and only bind a role whose rules it holds (or with
+/// the `bind` verb on that role). `obj` is the object as it would be stored.
+pub(crate) fn confirm_no_escalation(
+    store: &Store,
+    user: &UserInfo,
+    plural: &str,
+    namespace: &str,
+    obj: &Value,
+) -> Result<(), crate::status::ApiError> {
+    if user.is_master() {
+        return Ok(());
+    }
+    let name = crate::meta::name(obj).to_string();
+    let rbac_group = "rbac.authorization.k8s.io";
+    let (wanted_rules, shortcut) = match plural {
+        "roles" | "clusterroles" => {
+            let escalate = Attributes {
+                verb: "escalate".into(),
+                group: rbac_group.into(),
+                resource: plural.into(),
+                namespace: namespace.into(),
+                name: name.clone(),
+                ..Default::default()
+            };
+            (rules_of(obj), escalate)
+        }
+        "rolebindings" | "clusterrolebindings" => {
+            let ref_kind = crate::meta::str_at(obj, "/roleRef/kind").unwrap_or("");
+            let ref_name = crate::meta::str_at(obj, "/roleRef/name")
+                .unwrap_or("")
+                .to_string();
+            let (role_plural, role_ns) = if ref_kind == "Role" {
+                ("roles", namespace)
+            } else {
+                ("clusterroles", "")
+            };
+            let kind = kinds::lookup(role_plural)
+                .ok_or_else(|| crate::status::ApiError::no_route(role_plural))?;
+            let role = store.get(kind, (!role_ns.is_empty()).then_some(role_ns), &ref_name)?;
+            let rules = if role_plural == "clusterroles" {
+                cluster_role_rules(store, kind, &ref_name)
+            } else {
+                rules_of(&role)
+            };
+            let bind = Attributes {
+                verb: "bind".into(),
+                group: rbac_group.into(),
+                resource: role_plural.into(),
+                namespace: namespace.into(),
+                name: ref_name,
+                ..Default::default()
+            };
+            (rules, bind)
+        }
+        _ => return Ok(()),
+    };
+    if authorize(store, user, &shortcut) {
+        return Ok(());
+    }
+    let held = rules_for(store, user, namespace);
+    let missing: Vec<String> = wanted_rules
+        .iter()
+        .flat_map(atomic_rules)
+        .filter(|atom| !held.iter().any(|owner| covers(owner, atom)))
+        .map(|a| describe(&a))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let kind = kinds::by_gvr_key(rbac_group, plural)
+        .ok_or_else(|| crate::status::ApiError::no_route(plural))?;
+    Err(crate::status::ApiError {
+        code: 403,
+        reason: "Forbidden".into(),
+        message: format!(
+            "{} \"{}\" is forbidden: user \"{}\" (groups={:?}) is attempting to grant RBAC permissions not currently held:\n{}",
+            kind.qualified_plural(),
+            name,
+            user.username,
+            user.groups,
+            missing.join("\n")
+        ),
+        details: Some(serde_json::json!({"name": name, "group": rbac_group, "kind": plural})),
+    })
+}
+
+/// One verb on one resource (or URL) of one group, optionally one name.
+#[derive(Debug, Clone)]
+struct Atom {
+    verb: String,
+    group: String,
+    resource: String,
+    name: String,
+    url: String,
+}
+
+fn atomic_rules(rule: &Value) -> Vec<Atom> {
+    let mut out = Vec::new();
+    let verbs = strings(rule, "verbs");
+    for url in strings(rule, "nonResourceURLs") {
+        for verb in &verbs {
+            out.push(Atom {
+                verb: verb.clone(),
+                group: String::new(),
+                resource: String::new(),
+                name: String::new(),
+                url: url.clone(),
+            });
+        }
+    }
+    let names = strings(rule, "resourceNames");
+    let names = if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+    };
+    for group in strings(rule, "apiGroups") {
+        for resource in strings(rule, "resources") {
+            for verb in &verbs {
+                for name in &names {
+                    out.push(Atom {
+                        verb: verb.clone(),
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        name: name.clone(),
+                        url: String::new(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether an owner rule covers an atomic rule; a `*` in the atom is only
+/// covered by a `*` in the owner rule.
+fn covers(owner: &Value, atom: &Atom) -> bool {
+    let has = |field: &str, want: &str| strings(owner, field).iter().any(|x| x == "*" || x == want);
+    if !has("verbs", &atom.verb) {
+        return false;
+    }
+    if !atom.url.is_empty() {
+        return strings(owner, "nonResourceURLs")
+            .iter()
+            .any(|u| u == "*" || path_matches(u, &atom.url));
+    }
+    if !has("apiGroups", &atom.group) {
+        return false;
+    }
+    let resource_ok = strings(owner, "resources").iter().any(|r| {
+        r == "*"
+            || *r == atom.resource
+            || atom
+                .resource
+                .split_once('/')
+                .is_some_and(|(_, sub)| r.strip_prefix("*/") == Some(sub))
+    });
+    if !resource_ok {
+        return false;
+    }
+    let names = strings(owner, "resourceNames");
+    names.is_empty() || (!atom.name.is_empty() && names.contains(&atom.name))
+}
+
+fn describe(a: &Atom) -> String {
+    if !a.url.is_empty() {
+        return format!("{{NonResourceURLs:[{:?}], Verbs:[{:?}]}}", a.url, a.verb);
+    }
+    let names = if a.name.is_empty() {
+        String::new()
+    } else {
+        format!(", ResourceNames:[{:?}]", a.name)
+    };
+    format!(
+        "{{APIGroups:[{:?}], Resources:[{:?}]{names}, Verbs:[{:?}]}}",
+        a.group, a.resource, a.verb
+    )
+}

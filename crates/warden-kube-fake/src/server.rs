@@ -599,12 +599,54 @@ impl RequestCtx {
                         route.name.as_deref(),
                     ));
                 }
+                if self.shared.enforce_rbac
+                    && route.sub.is_none()
+                    && route.kind.group == "rbac.authorization.k8s.io"
+                    && matches!(verb, "create" | "update" | "patch")
+                    && let Err(e) = self.check_escalation(&route, verb, &user)
+                {
+                    return error_response(&e);
+                }
                 match self.dispatch(&route, verb, &user).await {
                     Ok(resp) => resp,
                     Err(e) => error_response(&e),
                 }
             }
         }
+    }
+
+    /// Computes the object a write would store (on a scratch copy of the
+    /// store) and checks it for privilege escalation.
+    fn check_escalation(
+        &self,
+        route: &ResourceRoute,
+        verb: &str,
+        user: &UserInfo,
+    ) -> Result<(), ApiError> {
+        let kind = route.kind;
+        let ns = route.namespace.as_deref();
+        let world = self.shared.lock();
+        let mut scratch = world.store.clone();
+        let result = match (verb, route.name.as_deref()) {
+            ("create", None) => scratch.create(kind, ns, self.body_object()?),
+            ("update", Some(name)) => {
+                scratch.update(kind, ns, name, self.body_object()?, Part::Main)
+            }
+            ("patch", Some(name)) => {
+                let patch_type =
+                    PatchType::from_content_type(self.content_type.as_deref().unwrap_or(""))?;
+                let body = self.body.clone().ok_or_else(|| {
+                    ApiError::bad_request("the patch body is empty or not JSON/YAML")
+                })?;
+                scratch.patch(kind, ns, name, patch_type, &body, Part::Main)
+            }
+            _ => return Ok(()),
+        };
+        // Invalid writes fail later with their own error.
+        let Ok(obj) = result else {
+            return Ok(());
+        };
+        rbac::confirm_no_escalation(&world.store, user, kind.plural, ns.unwrap_or(""), &obj)
     }
 
     /// Like the real request-info parser: a list or watch narrowed to one

@@ -733,6 +733,164 @@ impl FakeApiServer {
         })
     }
 
+    /// One sync of the Deployment controller, with the rollout finishing at
+    /// once: finds or creates the ReplicaSet for the current pod template
+    /// (`<name>-<pod-template-hash>`, `pod-template-hash` label, controller
+    /// ownerReference, `deployment.kubernetes.io/revision` = highest + 1,
+    /// also when an old ReplicaSet is reused by a rollback), gives it all
+    /// replicas and scales the others to 0, and writes the Deployment's
+    /// revision annotation and status (`observedGeneration`, replica counts,
+    /// `Available` and `Progressing` conditions). Pods are not created.
+    /// Returns the ReplicaSet now serving the Deployment.
+    pub fn sync_deployment(&self, namespace: &str, name: &str) -> Result<Value, FakeError> {
+        let deployments = kind("deployments")?;
+        let replicasets = kind("replicasets")?;
+        self.mutate(|w| {
+            let dep = w.store.get(deployments, Some(namespace), name)?;
+            let uid = meta::uid(&dep).to_string();
+            let replicas = dep.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let template = dep.pointer("/spec/template").cloned().unwrap_or(json!({}));
+            let owned: Vec<Value> = w
+                .store
+                .list(replicasets, Some(namespace), &Default::default(), &Default::default())
+                .into_iter()
+                .filter(|rs| meta::owner_uids(rs).contains(&uid))
+                .collect();
+            let revision_of = |rs: &Value| {
+                meta::str_at(rs, "/metadata/annotations/deployment.kubernetes.io~1revision")
+                    .and_then(|r| r.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            let max_revision = owned.iter().map(revision_of).max().unwrap_or(0);
+            let without_hash = |rs: &Value| {
+                let mut t = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
+                if let Some(Value::Object(labels)) = t.pointer_mut("/metadata/labels") {
+                    labels.remove("pod-template-hash");
+                }
+                t
+            };
+            let current = owned.iter().find(|rs| without_hash(rs) == template).cloned();
+            let now = meta::now_rfc3339();
+            let new_rs = match current {
+                Some(rs) => {
+                    let rs_name = meta::name(&rs).to_string();
+                    let mut patch = json!({"spec": {"replicas": replicas}});
+                    if revision_of(&rs) < max_revision {
+                        ensure_object(&mut patch).insert(
+                            "metadata".into(),
+                            json!({"annotations": {
+                                "deployment.kubernetes.io/revision": (max_revision + 1).to_string()
+                            }}),
+                        );
+                    }
+                    w.store
+                        .patch(replicasets, Some(namespace), &rs_name, PatchType::Merge, &patch, Part::Main)?
+                }
+                None => {
+                    let hash = pod_template_hash(&template);
+                    let mut rs_template = template.clone();
+                    child_mut(child_mut(ensure_object(&mut rs_template), "metadata"), "labels")
+                        .insert("pod-template-hash".into(), json!(hash));
+                    let mut selector = dep.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+                    child_mut(ensure_object(&mut selector), "matchLabels")
+                        .insert("pod-template-hash".into(), json!(hash));
+                    let labels = rs_template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+                    let rs = json!({
+                        "metadata": {
+                            "name": format!("{name}-{hash}"),
+                            "namespace": namespace,
+                            "labels": labels,
+                            "annotations": {
+                                "deployment.kubernetes.io/revision": (max_revision + 1).to_string(),
+                                "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                                "deployment.kubernetes.io/max-replicas": replicas.to_string(),
+                            },
+                            "ownerReferences": [{
+                                "apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid,
+                                "controller": true, "blockOwnerDeletion": true
+                            }]
+                        },
+                        "spec": {"replicas": replicas, "selector": selector, "template": rs_template}
+                    });
+                    w.store.create(replicasets, Some(namespace), rs)?
+                }
+            };
+            let new_name = meta::name(&new_rs).to_string();
+            for rs in &owned {
+                let rs_name = meta::name(rs);
+                if rs_name != new_name {
+                    w.store.patch(
+                        replicasets,
+                        Some(namespace),
+                        rs_name,
+                        PatchType::Merge,
+                        &json!({"spec": {"replicas": 0}}),
+                        Part::Main,
+                    )?;
+                    w.write_status(
+                        replicasets,
+                        namespace,
+                        rs_name,
+                        json!({"replicas": 0, "fullyLabeledReplicas": 0, "readyReplicas": null, "availableReplicas": null}),
+                    )?;
+                }
+            }
+            let rs_generation = new_rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+            w.write_status(
+                replicasets,
+                namespace,
+                &new_name,
+                json!({
+                    "replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+                    "availableReplicas": replicas, "observedGeneration": rs_generation
+                }),
+            )?;
+            let revision = meta::str_at(&new_rs, "/metadata/annotations/deployment.kubernetes.io~1revision")
+                .unwrap_or("1")
+                .to_string();
+            w.store.patch(
+                deployments,
+                Some(namespace),
+                name,
+                PatchType::Merge,
+                &json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": revision}}}),
+                Part::Main,
+            )?;
+            let generation = dep.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+            let mut status = dep.get("status").cloned().unwrap_or(json!({}));
+            let m = ensure_object(&mut status);
+            m.insert("observedGeneration".into(), generation);
+            for k in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"] {
+                m.insert(k.into(), json!(replicas));
+            }
+            m.remove("unavailableReplicas");
+            let mut available = condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                &now,
+            );
+            let mut progressing = condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+                &now,
+            );
+            for c in [&mut available, &mut progressing] {
+                if let Some(obj) = c.as_object_mut() {
+                    // Deployments use lastUpdateTime instead of lastProbeTime.
+                    obj.remove("lastProbeTime");
+                    obj.insert("lastUpdateTime".into(), json!(now));
+                }
+            }
+            upsert_conditions(m, vec![available, progressing]);
+            w.write_status(deployments, namespace, name, status)?;
+            Ok(w.store.get(replicasets, Some(namespace), &new_name)?)
+        })
+    }
+
     /// Records a core/v1 Event about `involved` (any stored object), as a
     /// controller or the kubelet would.
     pub fn record_event(
@@ -1109,6 +1267,20 @@ fn kubelet_update(
     }
     upsert_conditions(status, conds);
     Ok(out)
+}
+
+/// A `pod-template-hash`: a hash of the template written with the
+/// alphabet the controller uses (no vowels, so no words).
+fn pod_template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h = fxhash(&template.to_string());
+    let mut out = String::new();
+    for _ in 0..10 {
+        let i = (h % ALPHABET.len() as u128) as usize;
+        out.push(ALPHABET.get(i).map(|c| *c as char).unwrap_or('b'));
+        h /= ALPHABET.len() as u128;
+    }
+    out
 }
 
 /// Deterministic hash for fake container and image ids.

@@ -313,6 +313,9 @@ impl Store {
                 m.remove("generation");
             }
         }
+        if kind.plural == "pods" {
+            self.admit_pod_service_account(&mut obj, ns.as_deref().unwrap_or(""), &name)?;
+        }
         defaults::on_create(kind, &mut obj);
         defaults::validate(kind, &obj, None)?;
         let rv = self.next_rv();
@@ -323,6 +326,88 @@ impl Store {
             self.on_namespace_created(&name);
         }
         Ok(obj)
+    }
+
+    /// The ServiceAccount admission plugin: the pod's ServiceAccount must
+    /// exist, `serviceAccountName` is filled in, and unless automounting is
+    /// off (on the pod, else on the ServiceAccount) the API token is
+    /// mounted at `/var/run/secrets/kubernetes.io/serviceaccount`.
+    fn admit_pod_service_account(
+        &self,
+        pod: &mut Value,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let sa_name = meta::str_at(pod, "/spec/serviceAccountName")
+            .or_else(|| meta::str_at(pod, "/spec/serviceAccount"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        let sa_kind = kinds::lookup("serviceaccounts")
+            .ok_or_else(|| ApiError::no_route("serviceaccounts"))?;
+        let Some(sa) = self.objects.get(&ObjKey::new(sa_kind, Some(ns), &sa_name)) else {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden".into(),
+                message: format!(
+                    "pods \"{name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"
+                ),
+                details: Some(json!({"name": name, "kind": "pods"})),
+            });
+        };
+        let automount = pod
+            .pointer("/spec/automountServiceAccountToken")
+            .and_then(Value::as_bool)
+            .or_else(|| {
+                sa.get("automountServiceAccountToken")
+                    .and_then(Value::as_bool)
+            })
+            .unwrap_or(true);
+        let spec = crate::meta::child_mut(ensure_object(pod), "spec");
+        set_str(spec, "serviceAccountName", sa_name.clone());
+        set_str(spec, "serviceAccount", sa_name);
+        if !automount {
+            return Ok(());
+        }
+        const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+        let volume = format!("kube-api-access-{}", meta::random_suffix());
+        let mut mounted = false;
+        for list in ["initContainers", "containers"] {
+            if let Some(Value::Array(containers)) = spec.get_mut(list) {
+                for c in containers.iter_mut() {
+                    let mounts = ensure_object(c).entry("volumeMounts").or_insert(json!([]));
+                    if let Value::Array(mounts) = mounts {
+                        if mounts
+                            .iter()
+                            .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(MOUNT_PATH))
+                        {
+                            continue;
+                        }
+                        mounts.push(
+                            json!({"name": volume, "readOnly": true, "mountPath": MOUNT_PATH}),
+                        );
+                        mounted = true;
+                    }
+                }
+            }
+        }
+        if mounted {
+            let volumes = spec.entry("volumes").or_insert(json!([]));
+            if let Value::Array(volumes) = volumes {
+                volumes.push(json!({
+                    "name": volume,
+                    "projected": {
+                        "defaultMode": 420,
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+                        ]
+                    }
+                }));
+            }
+        }
+        Ok(())
     }
 
     /// The service-account controller creates `default` in every namespace.
@@ -389,6 +474,8 @@ impl Store {
                 }
             }
         }
+        // The real server defaults on every write, not only on create.
+        defaults::on_create(kind, &mut new);
         defaults::validate(kind, &new, Some(old))?;
         if kind.tracks_generation && new.get("spec") != old.get("spec") {
             let generation = old

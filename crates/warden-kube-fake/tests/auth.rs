@@ -510,3 +510,111 @@ async fn resource_names_apply_to_single_name_watches() {
     .unwrap();
     assert!(seen.is_some());
 }
+
+#[tokio::test]
+async fn rbac_writes_cannot_grant_more_than_the_writer_holds() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let fake = fake().await;
+    create_sa(&fake, "warden", "manager").await;
+    create(
+        &fake,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "manager", "namespace": "warden"},
+            "rules": [
+                {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}
+            ]
+        }),
+    );
+    create(
+        &fake,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "manager", "namespace": "warden"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "manager"},
+            "subjects": [{"kind": "ServiceAccount", "name": "manager"}]
+        }),
+    );
+    create(
+        &fake,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "secret-deleter", "namespace": "warden"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"]}]
+        }),
+    );
+    fake.register_token(
+        "tok-manager",
+        ServiceAccountIdentity::new("warden", "manager"),
+    );
+    let sa = fake.client_with_token("tok-manager");
+    let roles: Api<Role> = Api::namespaced(sa.clone(), "warden");
+    let bindings: Api<RoleBinding> = Api::namespaced(sa, "warden");
+    let role = |name: &str, verb: &str| -> Role {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": [verb]}]
+        }))
+        .unwrap()
+    };
+    roles
+        .create(&PostParams::default(), &role("getter", "get"))
+        .await
+        .unwrap();
+    let err = api_error(
+        roles
+            .create(&PostParams::default(), &role("deleter", "delete"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 403);
+    assert!(
+        err.message
+            .contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("Verbs:[\"delete\"]"),
+        "{}",
+        err.message
+    );
+    assert!(fake.object("roles", Some("warden"), "deleter").is_none());
+
+    let binding = |name: &str, role: &str| -> RoleBinding {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "default"}]
+        }))
+        .unwrap()
+    };
+    bindings
+        .create(&PostParams::default(), &binding("b1", "getter"))
+        .await
+        .unwrap();
+    let err = api_error(
+        bindings
+            .create(&PostParams::default(), &binding("b2", "secret-deleter"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 403);
+    // `bind` on exactly that role lifts the restriction.
+    fake.patch(
+        "roles",
+        Some("warden"),
+        "manager",
+        &json!({"rules": [
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"], "resourceNames": ["secret-deleter"]}
+        ]}),
+    )
+    .unwrap();
+    bindings
+        .create(&PostParams::default(), &binding("b2", "secret-deleter"))
+        .await
+        .unwrap();
+}

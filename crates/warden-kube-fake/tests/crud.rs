@@ -617,3 +617,44 @@ async fn requests_are_recorded_with_identity_and_status() {
     assert_eq!(r.user.as_deref(), Some("system:admin"));
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn service_account_admission_checks_and_mounts_the_token() {
+    let fake = fake().await;
+    let pods: Api<Pod> = Api::namespaced(fake.client(), "warden");
+    let mut p = pod("needs-sa", json!({}));
+    p.spec.as_mut().unwrap().service_account_name = Some("agent".into());
+    let err = api_error(pods.create(&PostParams::default(), &p).await.unwrap_err());
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "pods \"needs-sa\" is forbidden: error looking up service account warden/agent: serviceaccount \"agent\" not found"
+    );
+
+    // Default ServiceAccount: the API token is mounted.
+    let made = pods
+        .create(&PostParams::default(), &pod("mounted", json!({})))
+        .await
+        .unwrap();
+    let spec = made.spec.unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    let mount = &spec.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        mount.mount_path,
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert!(spec.volumes.unwrap()[0].projected.is_some());
+
+    // automountServiceAccountToken: false keeps it out.
+    let mut quiet = pod("quiet", json!({}));
+    quiet.spec.as_mut().unwrap().automount_service_account_token = Some(false);
+    let made = pods.create(&PostParams::default(), &quiet).await.unwrap();
+    let spec = made.spec.unwrap();
+    assert!(spec.volumes.is_none_or(|v| v.is_empty()));
+    assert!(
+        spec.containers[0]
+            .volume_mounts
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
+    );
+}

@@ -389,3 +389,115 @@ async fn await_condition_sees_the_job_complete() {
         .unwrap();
     assert!(condition(done.as_ref().unwrap(), "Complete").is_some());
 }
+
+#[tokio::test]
+async fn deployment_controller_rolls_out_and_back_with_revisions() {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    let fake = fake().await;
+    let deps: Api<Deployment> = Api::namespaced(fake.client(), "warden");
+    let rss: Api<ReplicaSet> = Api::namespaced(fake.client(), "warden");
+    let dep: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]}}
+        }
+    }))
+    .unwrap();
+    deps.create(&PostParams::default(), &dep).await.unwrap();
+    let rs1 = fake.sync_deployment("warden", "web").unwrap();
+    let rs1_name = rs1["metadata"]["name"].as_str().unwrap().to_string();
+    let hash = rs1["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(rs1_name, format!("web-{hash}"));
+    assert_eq!(
+        rs1["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    assert_eq!(
+        rs1["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+        hash.as_str()
+    );
+    assert_eq!(rs1["status"]["readyReplicas"], 3);
+    let d = deps.get("web").await.unwrap();
+    let status = d.status.unwrap();
+    assert_eq!(
+        (status.observed_generation, status.available_replicas),
+        (Some(1), Some(3))
+    );
+    let available = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Available")
+        .unwrap();
+    assert_eq!(
+        available.reason.as_deref(),
+        Some("MinimumReplicasAvailable")
+    );
+    assert_eq!(
+        fake.sync_deployment("warden", "web").unwrap()["metadata"]["name"],
+        rs1_name.as_str(),
+        "idempotent"
+    );
+
+    // A new image makes revision 2 and scales revision 1 down.
+    deps.patch(
+        "web",
+        &Default::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})),
+    )
+    .await
+    .unwrap();
+    let rs2 = fake.sync_deployment("warden", "web").unwrap();
+    assert_ne!(rs2["metadata"]["name"], rs1_name.as_str());
+    assert_eq!(
+        rs2["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    assert_eq!(
+        rss.get(&rs1_name).await.unwrap().spec.unwrap().replicas,
+        Some(0)
+    );
+
+    // Rolling back to revision 1's template reuses its ReplicaSet as revision 3.
+    let mut template = rss
+        .get(&rs1_name)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .unwrap();
+    template
+        .metadata
+        .as_mut()
+        .unwrap()
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove("pod-template-hash");
+    deps.patch(
+        "web",
+        &Default::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"template": template}})),
+    )
+    .await
+    .unwrap();
+    let back = fake.sync_deployment("warden", "web").unwrap();
+    assert_eq!(back["metadata"]["name"], rs1_name.as_str());
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(back["spec"]["replicas"], 3);
+    let d = deps.get("web").await.unwrap();
+    assert_eq!(
+        d.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(d.status.unwrap().observed_generation, d.metadata.generation);
+}

@@ -280,7 +280,7 @@ pub fn build(
                         "containers": [{
                             "name": "remediate",
                             "image": settings.image,
-                            "imagePullPolicy": "IfNotPresent",
+                            "imagePullPolicy": "Always",
                             "command": ["warden"],
                             "args": action_args(action),
                             "securityContext": {

@@ -220,3 +220,25 @@ fn a_short_deadline_still_gets_the_minimum_token_lifetime() {
     assert!(yaml.contains("expirationSeconds: 600"), "{yaml}");
     assert!(yaml.contains("activeDeadlineSeconds: 30"), "{yaml}");
 }
+
+/// Nothing that looks like a credential: no long run of letters and digits
+/// (the scheduler's result credentials are 64 hex characters, OpenBao
+/// tokens are longer still), no `password`/`token:` values, no Secret
+/// references.
+#[test]
+fn no_variant_contains_anything_secret_like() {
+    for job in variants() {
+        let yaml = serde_yaml::to_string(&job).unwrap();
+        let longest_run = yaml
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .map(str::len)
+            .max()
+            .unwrap();
+        assert!(longest_run < 40, "a credential-like value in:\n{yaml}");
+        for word in ["secretKeyRef", "secretRef", "envFrom", "password", "Bearer"] {
+            assert!(!yaml.contains(word), "{word} in:\n{yaml}");
+        }
+        // The only token is the projected one, named by its path.
+        assert!(!yaml.contains("token: "), "{yaml}");
+    }
+}

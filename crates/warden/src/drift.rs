@@ -25,8 +25,9 @@ pub struct DriftArgs {
     #[arg(long, conflicts_with = "from", required_unless_present = "from")]
     pub kubeconfig: Option<PathBuf>,
     /// Read the live state from a directory of exported manifests
-    /// (*.yaml, *.yml, *.json; multi-document and `kind: List`) and Vault
-    /// policies (*.hcl, named after the file).
+    /// (*.yaml, *.yml, *.json; multi-document and `kind: List`), Vault
+    /// policies (*.hcl, named after the file) and auth roles (`{path, data}`
+    /// documents, as in a render's openbao/auth-roles.yaml).
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// The environment to compare (may be left out when only one is configured).
@@ -35,8 +36,8 @@ pub struct DriftArgs {
     /// Compare with this phase's state instead of the phase the environment is in.
     #[arg(long)]
     pub phase: Option<TrustPhase>,
-    /// With --kubeconfig: read the live Vault/OpenBao policies from this
-    /// server (sys/policies/acl); without it they are not compared.
+    /// With --kubeconfig: read the live Vault/OpenBao policies and auth
+    /// roles from this server; without it they are not compared.
     #[arg(long, requires = "kubeconfig")]
     pub vault_addr: Option<String>,
     /// File holding the Vault/OpenBao token used with --vault-addr.
@@ -106,6 +107,13 @@ fn desired(args: &DriftArgs) -> anyhow::Result<(String, TrustPhase, State)> {
         State {
             objects: state.objects.clone(),
             vault_policies: state.vault_policies.clone(),
+            vault_roles: state
+                .vault_roles
+                .iter()
+                .filter_map(|r| {
+                    Some((r.get("path")?.as_str()?.to_string(), r.get("data")?.clone()))
+                })
+                .collect(),
         },
     ))
 }
@@ -173,6 +181,35 @@ impl Vault {
         Ok(out)
     }
 
+    /// The live data of each auth role path (absent ones are left out).
+    async fn roles(
+        &self,
+        paths: impl Iterator<Item = &String>,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, Value>> {
+        let mut out = std::collections::BTreeMap::new();
+        for path in paths {
+            let resp = self
+                .request(reqwest::Method::GET, path)
+                .send()
+                .await
+                .with_context(|| format!("reading Vault auth role {path}"))?;
+            // A missing role, or a missing auth mount, is an absent role.
+            if matches!(resp.status().as_u16(), 404 | 400) {
+                continue;
+            }
+            if !resp.status().is_success() {
+                bail!("reading Vault auth role {path}: HTTP {}", resp.status());
+            }
+            let body: Value = resp.json().await?;
+            let data = body
+                .get("data")
+                .filter(|d| d.is_object())
+                .with_context(|| format!("Vault auth role {path}: no data in the answer"))?;
+            out.insert(path.clone(), data.clone());
+        }
+        Ok(out)
+    }
+
     async fn apply(&self, fix: &warden_drift::Fix) -> anyhow::Result<()> {
         for (name, text) in &fix.vault_write {
             let resp = self
@@ -182,6 +219,22 @@ impl Vault {
                 .await?;
             if !resp.status().is_success() {
                 bail!("writing Vault policy {name}: HTTP {}", resp.status());
+            }
+        }
+        for (path, data) in &fix.vault_role_write {
+            let resp = self
+                .request(reqwest::Method::POST, path)
+                .json(data)
+                .send()
+                .await?;
+            if !resp.status().is_success() {
+                bail!("writing Vault auth role {path}: HTTP {}", resp.status());
+            }
+        }
+        for path in &fix.vault_role_delete {
+            let resp = self.request(reqwest::Method::DELETE, path).send().await?;
+            if !resp.status().is_success() {
+                bail!("deleting Vault auth role {path}: HTTP {}", resp.status());
             }
         }
         for name in &fix.vault_delete {
@@ -212,16 +265,21 @@ async fn live(
         bail!("one of --kubeconfig or --from is required");
     };
     let objects = warden_drift::kube::read_live(client).await?;
-    let (vault_policies, compare_vault) = match vault {
-        // Only warden's own policies: a server holds others (default, root)
-        // that are not warden's to judge.
-        Some(v) => (v.policies(desired.vault_policies.keys()).await?, true),
-        None => (Default::default(), false),
+    let (vault_policies, vault_roles, compare_vault) = match vault {
+        // Only warden's own policies and roles: a server holds others
+        // (default, root) that are not warden's to judge.
+        Some(v) => (
+            v.policies(desired.vault_policies.keys()).await?,
+            v.roles(desired.vault_roles.keys()).await?,
+            true,
+        ),
+        None => (Default::default(), Default::default(), false),
     };
     Ok((
         State {
             objects,
             vault_policies,
+            vault_roles,
         },
         Options {
             vault: compare_vault,
@@ -257,21 +315,19 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
         if let Some(v) = &vault {
             v.apply(fix).await?;
         }
+        let (policies, roles, vault_deleted) = match &vault {
+            Some(_) => (
+                fix.vault_write.len(),
+                fix.vault_role_write.len(),
+                fix.vault_delete.len() + fix.vault_role_delete.len(),
+            ),
+            None => (0, 0, 0),
+        };
         eprintln!(
-            "applied: {} created, {} replaced, {} deleted; {} Vault policies written, {} deleted",
+            "applied: {} created, {} replaced, {} deleted; {policies} Vault policies and {roles} auth roles written, {vault_deleted} deleted",
             applied.created.len(),
             applied.replaced.len(),
             applied.deleted.len(),
-            if vault.is_some() {
-                fix.vault_write.len()
-            } else {
-                0
-            },
-            if vault.is_some() {
-                fix.vault_delete.len()
-            } else {
-                0
-            },
         );
         let (again, options) = live(&args, &desired, Some(client), vault.as_ref()).await?;
         after = Some(compare(&desired, &again, options)?);
@@ -279,13 +335,15 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
 
     if args.json {
         let mut out = report.to_json();
-        out["environment"] = json!(environment);
-        out["phase"] = json!(phase);
-        if let Some(fix) = &fix {
-            out["fix"] = serde_json::to_value(fix)?;
-        }
-        if let Some(after) = &after {
-            out["after_apply"] = after.to_json();
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("environment".into(), json!(environment));
+            obj.insert("phase".into(), json!(phase));
+            if let Some(fix) = &fix {
+                obj.insert("fix".into(), serde_json::to_value(fix)?);
+            }
+            if let Some(after) = &after {
+                obj.insert("after_apply".into(), after.to_json());
+            }
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

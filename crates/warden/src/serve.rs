@@ -41,16 +41,19 @@ pub async fn start(
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let (tx, rx) = warden_control::scheduler::channel();
+    let mut kube = None;
     let (runtime, bootstrap) = match config.runtime.kind {
         RuntimeKind::Local => (local_runtime(&config, data_dir, &tx)?, None),
         RuntimeKind::Kubernetes => {
-            let kube = kube_runtime(&config, data_dir, &tx).await?;
-            let bootstrap: Arc<dyn JobBootstrap> = kube.clone();
-            (kube as Arc<dyn JobRuntime>, Some(bootstrap))
+            let runtime = kube_runtime(&config, data_dir, &tx).await?;
+            kube = Some(runtime.clone());
+            let bootstrap: Arc<dyn JobBootstrap> = runtime.clone();
+            (runtime as Arc<dyn JobRuntime>, Some(bootstrap))
         }
     };
     let broker = secrets_broker(&config.secrets, data_dir)?;
     let store = Arc::new(store);
+    let store_for_sweep = store.clone();
     let trust = crate::trust::wiring(&config, data_dir, store.clone()).await?;
     let plane = ControlPlane::start_with_trust(
         config,
@@ -63,7 +66,34 @@ pub async fn start(
         Some(trust),
     )
     .await?;
+    if let Some(kube) = kube {
+        tokio::spawn(sweep_finished_jobs(kube, store_for_sweep));
+    }
     Ok(plane)
+}
+
+/// Deletes the Jobs of investigations that ended while no control plane
+/// was there to clean up (a crash between the report and the Job's end):
+/// the scheduler re-adopts only running investigations. Jobs of unknown
+/// investigations are left alone; `ttlSecondsAfterFinished` is the backstop.
+async fn sweep_finished_jobs(kube: Arc<KubeRuntime>, store: Arc<SqliteStore>) {
+    use warden_core::ports::Store;
+    let ids = match kube.list_investigations().await {
+        Ok(ids) => ids,
+        Err(error) => {
+            tracing::warn!(%error, "could not list investigation Jobs to sweep");
+            return;
+        }
+    };
+    for id in ids {
+        let ended = store
+            .get_investigation(&id)
+            .await
+            .is_ok_and(|inv| inv.state.is_terminal());
+        if ended && let Err(error) = kube.cleanup(&id).await {
+            tracing::warn!(investigation = %id, %error, "could not delete a finished investigation's Job");
+        }
+    }
 }
 
 fn local_runtime(

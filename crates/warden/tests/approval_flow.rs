@@ -269,7 +269,7 @@ impl Harness {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        eventually("the investigation job", async || {
+        let job = eventually("the investigation job", async || {
             let started = self.runtime.started.lock().unwrap();
             started
                 .get(before)
@@ -280,7 +280,20 @@ impl Harness {
                     credential: credential.clone(),
                 })
         })
-        .await
+        .await;
+        // A real job reports long after the scheduler recorded its start.
+        eventually("the job's start to be recorded", async || {
+            let resp = self
+                .http
+                .get(self.url(&format!("/api/v1/investigations/{}", job.id)))
+                .send()
+                .await
+                .unwrap();
+            let inv: Value = resp.json().await.unwrap();
+            inv["job_ref"].is_string().then_some(())
+        })
+        .await;
+        job
     }
 
     async fn deliver(&self, job: &Job, proposals: &[(&str, &str)]) {
@@ -949,4 +962,86 @@ async fn trust_status_and_the_promotion_proposal_on_the_command_line() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("\"staging\" is not declared"), "{err}");
+}
+
+#[tokio::test]
+async fn in_autonomous_an_allow_listed_confident_action_runs_without_approval() {
+    let h = harness(TrustPhase::Autonomous, |_| {}).await;
+    let job = h.incident("checkout").await;
+    assert_eq!(job.phase, TrustPhase::Autonomous);
+    // rollout_restart is allow-listed for autonomous at confidence 0.9;
+    // rollback_deployment is not: it goes to a person.
+    h.deliver(
+        &job,
+        &[
+            ("rollout_restart", "shop/checkout"),
+            ("rollback", "shop/checkout"),
+        ],
+    )
+    .await;
+    let actions = h.actions(&job, 2).await;
+    assert_eq!(actions[1]["state"], "escalated", "{}", actions[1]);
+    let id = actions[0]["id"].as_str().unwrap().to_string();
+    let run = eventually("the autonomous remediation job", async || {
+        h.kubelet.runs().into_iter().next()
+    })
+    .await;
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    let (s, _) = h
+        .post(
+            "/api/v1/alerts",
+            None,
+            json!({ "version": "4", "alerts": [alert("checkout", "resolved")] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let done = h.action_in(&id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["decided_by"], "policy");
+    assert_eq!(
+        h.kubelet.runs().len(),
+        1,
+        "the escalated action did not run"
+    );
+}
+
+#[test]
+fn the_remediation_job_command_line_is_the_one_the_job_is_built_with() {
+    let action = ProposedAction {
+        kind: ActionKind::ScaleDeployment,
+        namespace: "shop".into(),
+        target: "checkout".into(),
+        replicas: Some(3),
+    };
+    let args = warden_remediate::action_args(&action);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(&args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Parsed, then refused for want of a cluster: no usage error.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("remediation failed"), "{stdout}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "remediate",
+            "run",
+            "--kind",
+            "delete_namespace",
+            "--namespace",
+            "shop",
+            "--target",
+            "shop",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown action"));
 }

@@ -54,6 +54,7 @@ struct Live {
     dir: tempfile::TempDir,
     objects: Vec<Value>,
     policies: BTreeMap<String, String>,
+    roles: BTreeMap<String, Value>,
 }
 
 impl Live {
@@ -63,8 +64,10 @@ impl Live {
             dir: tempfile::tempdir().unwrap(),
             objects: loaded.state.objects,
             policies: loaded.state.vault_policies,
+            roles: loaded.state.vault_roles,
         };
         assert!(!live.policies.is_empty(), "the render has Vault policies");
+        assert!(!live.roles.is_empty(), "the render has Vault auth roles");
         live.write();
         live
     }
@@ -86,6 +89,17 @@ impl Live {
         for (name, hcl) in &self.policies {
             std::fs::write(self.dir.path().join(format!("{name}.hcl")), hcl).unwrap();
         }
+        // Auth roles as `{path, data}` documents, JSON in a YAML stream.
+        let roles: Vec<String> = self
+            .roles
+            .iter()
+            .map(|(path, data)| json!({"path": path, "data": data}).to_string())
+            .collect();
+        std::fs::write(
+            self.dir.path().join("auth-roles.yaml"),
+            roles.join("\n---\n"),
+        )
+        .unwrap();
     }
 
     fn first(&mut self, kind: &str) -> &mut Value {
@@ -145,6 +159,10 @@ impl Live {
             self.policies.remove(name);
         }
         self.policies.extend(fix.vault_write.clone());
+        for path in &fix.vault_role_delete {
+            self.roles.remove(path);
+        }
+        self.roles.extend(fix.vault_role_write.clone());
         self.write();
     }
 }
@@ -538,7 +556,7 @@ async fn fix_apply_restores_the_desired_state_in_a_cluster() {
     let out = run(base.clone()).await.unwrap();
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("note: Vault policies not compared"),
+        text(&out.stdout).contains("note: Vault policies and auth roles not compared"),
         "{}",
         text(&out.stdout)
     );
@@ -663,6 +681,22 @@ impl Bao {
         );
     }
 
+    async fn post(&self, path: &str, body: &Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", "root")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(
+            status.is_success(),
+            "bao refused {path}: {status} {}",
+            r.text().await.unwrap()
+        );
+    }
+
     async fn policy(&self, name: &str) -> String {
         let v: Value = reqwest::Client::new()
             .get(format!("{}/v1/sys/policies/acl/{name}", self.addr))
@@ -694,6 +728,15 @@ async fn vault_policies_are_read_from_and_restored_to_a_real_openbao() {
     let bao = Bao::start(r.path()).await;
     for (name, hcl) in &desired.vault_policies {
         bao.put_policy(name, hcl).await;
+    }
+    // The auth methods the rendered roles live under, then the roles.
+    for mount in ["jwt", "kubernetes"] {
+        bao.post(&format!("sys/auth/{mount}"), &json!({"type": mount}))
+            .await;
+    }
+    assert!(!desired.vault_roles.is_empty());
+    for (path, data) in &desired.vault_roles {
+        bao.post(path, data).await;
     }
     let fake = warden_kube_fake::FakeApiServer::start().await.unwrap();
     for o in &desired.objects {
@@ -759,4 +802,24 @@ async fn vault_policies_are_read_from_and_restored_to_a_real_openbao() {
     let restored = bao.policy(name).await;
     assert!(hcl.ends_with(&restored), "{restored}");
     assert!(!restored.contains("agent/data/*"));
+
+    // An auth role that attaches one more policy.
+    let (path, data) = desired
+        .vault_roles
+        .iter()
+        .find(|(p, _)| p.starts_with("auth/jwt/role/"))
+        .expect("a jwt role");
+    let mut wider = data.clone();
+    wider["token_policies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("stray"));
+    bao.post(path, &wider).await;
+    let (c, report) = run(&[]).await.unwrap();
+    assert_eq!(c, 3, "{report}");
+    assert_eq!(report["widening"][0]["permission"], "attaches policy stray");
+    assert_eq!(report["widening"][0]["holder"], format!("auth role {path}"));
+    let (c, report) = run(&["--fix", "--apply"]).await.unwrap();
+    assert_eq!(c, 0, "{report}");
+    assert_eq!(report["after_apply"]["status"], "no_drift");
 }

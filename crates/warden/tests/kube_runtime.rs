@@ -243,6 +243,65 @@ fn a_storm_becomes_one_job_whose_pod_bootstraps_reports_and_is_cleaned_up() {
     drop(server);
 }
 
+#[test]
+fn a_job_left_behind_by_a_crash_after_the_report_is_deleted_on_restart() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = start_fake(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write(&dir.path().join("kubeconfig"), &fake.kubeconfig_yaml(None));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "correlation": {"group_wait_ms": 200},
+        "secrets": {"backend": "none"},
+        "runtime": {"kubernetes": {"kubeconfig": kubeconfig, "control_plane_url": base}},
+    });
+    let config = write(&dir.path().join("warden.yaml"), &config.to_string());
+    let data = dir.path().join("data");
+    let server = serve(&data, &config, port);
+    post(&format!("{base}/api/v1/alerts"), &storm_payload(0));
+    let job = until("the Job", Duration::from_secs(20), || {
+        fake.objects("Job").into_iter().next()
+    });
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let pod = fake.create_pod_for_job(NS, &name).unwrap();
+    let pod = pod["metadata"]["name"].as_str().unwrap().to_string();
+    fake.register_token(
+        "projected-token",
+        ServiceAccountIdentity::new(NS, "warden-agent-shadow")
+            .with_audiences(["warden"])
+            .bound_to_pod(&pod),
+    );
+    let token_file = write(&dir.path().join("token"), "projected-token");
+    fake.set_container_state(NS, &pod, None, ContainerState::running())
+        .unwrap();
+    let agent = Command::new(WARDEN)
+        .args(["agent", "run", "--bootstrap"])
+        .arg(format!("{base}/api/v1/jobs/bootstrap"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .output()
+        .unwrap();
+    assert_eq!(agent.status.code(), Some(0));
+    wait_for(&base, Duration::from_secs(20), "the report", |l| {
+        l.iter().all(terminal)
+    });
+
+    // The control plane dies before the pod has ended: nobody deletes the Job.
+    server.crash();
+    fake.set_container_state(NS, &pod, None, ContainerState::completed())
+        .unwrap();
+    fake.sync_job(NS, &name).unwrap();
+    assert!(fake.object("Job", Some(NS), &name).is_some());
+
+    // The next control plane finds it by label and removes it.
+    let _server = serve(&data, &config, port);
+    until("the Job to be deleted", Duration::from_secs(20), || {
+        fake.object("Job", Some(NS), &name).is_none().then_some(())
+    });
+    assert_eq!(investigations(&base)[0]["state"]["state"], "succeeded");
+}
+
 fn job_manifest(args: &[&str]) -> std::process::Output {
     Command::new(WARDEN)
         .arg("job-manifest")

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! `warden render` as a user runs it: the built-in default equals the
 //! example, output is deterministic, and a bad file is reported with its
 //! location, exit code 2 and nothing written.
@@ -97,7 +102,9 @@ fn a_bad_file_is_located_exits_2_and_writes_nothing() {
     let err = stderr(&out);
     let file = config.display().to_string();
     assert!(
-        err.contains(&format!("{file}:9:12: secrets.domains[0].endpoints[0].cidr \"10.0.0.1/24\": host bits are set")),
+        err.contains(&format!(
+            "{file}:9:12: secrets.domains[0].endpoints[0].cidr \"10.0.0.1/24\": host bits are set"
+        )),
         "{err}"
     );
     assert!(!out_dir.exists());
@@ -114,7 +121,9 @@ fn a_bad_file_is_located_exits_2_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("{file}:2:22: namespaces.targets[1] \"kube-system\" is also in namespaces.protected")),
+        err.contains(&format!(
+            "{file}:2:22: namespaces.targets[1] \"kube-system\" is also in namespaces.protected"
+        )),
         "{err}"
     );
     assert!(!out_dir.exists());
@@ -132,6 +141,10 @@ fn a_bad_file_is_located_exits_2_and_writes_nothing() {
         out_dir.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains(&format!("{file}:2:3")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{file}:2:3")),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(tree(&out_dir), before);
 }

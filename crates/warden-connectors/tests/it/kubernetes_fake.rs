@@ -445,3 +445,77 @@ async fn an_unreachable_api_server_is_unavailable_within_the_timeout() {
     );
     assert!(err.ends_with("(gave up after 3 attempt(s))"), "{err}");
 }
+
+/// An API server that answers `status` to the first `failures` pod lists,
+/// then an empty list; events are always an empty list.
+fn flaky_api(
+    failures: usize,
+    status: u16,
+) -> (kube::Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let pods = move || {
+        let counter = counter.clone();
+        async move {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            if n < failures {
+                let code = axum::http::StatusCode::from_u16(status).unwrap();
+                let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "the server is currently unable to handle the request",
+                    "reason": "ServiceUnavailable", "code": status});
+                (code, axum::Json(body)).into_response()
+            } else {
+                axum::Json(json!({"kind": "PodList", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1"}, "items": []}))
+                .into_response()
+            }
+        }
+    };
+    let events = || async {
+        axum::Json(json!({"kind": "EventList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "1"}, "items": []}))
+    };
+    let router = axum::Router::new()
+        .route("/api/v1/namespaces/shop/pods", axum::routing::get(pods))
+        .route("/api/v1/namespaces/shop/events", axum::routing::get(events));
+    (kube::Client::new(router, NS), calls)
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_then_answers() {
+    let (client, calls) = flaky_api(2, 503);
+    let src = KubernetesSource::with_client(&config(json!({})), client).unwrap();
+    let got = lines(src.query(&logs_query(None, None)).await.unwrap());
+    assert!(got.is_empty());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_429_storm_becomes_unavailability_after_the_retries() {
+    let (client, calls) = flaky_api(usize::MAX, 429);
+    let src = KubernetesSource::with_client(&config(json!({"retries": 3})), client).unwrap();
+    let err = src
+        .query(&logs_query(None, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert!(err.starts_with("kubernetes unavailable: 429 "), "{err}");
+    assert!(err.ends_with("(gave up after 4 attempt(s))"), "{err}");
+}
+
+#[tokio::test]
+async fn basic_auth_credentials_are_refused_for_kubernetes() {
+    let secret =
+        secrecy::SecretString::from(r#"{"username":"u","password":"p-sentinel"}"#.to_string());
+    let creds = warden_connectors::Credentials::from_secret(&secret).unwrap();
+    let config = config(json!({"api_url": "http://127.0.0.1:9"}));
+    let err = KubernetesSource::connect(&config, creds)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("credentials_domain"), "{err}");
+    assert!(!err.contains("sentinel"), "{err}");
+}

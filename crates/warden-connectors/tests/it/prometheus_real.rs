@@ -356,6 +356,7 @@ async fn a_stopped_prometheus_is_reported_unavailable_within_the_timeout() {
     let started = Instant::now();
     let err = src.query(&query).await.unwrap_err();
     let elapsed = started.elapsed();
+    eprintln!("stopped prometheus reported unavailable after {elapsed:?}: {err}");
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     assert!(matches!(err, DataError::Unavailable { .. }), "{err:?}");
     let text = err.to_string();

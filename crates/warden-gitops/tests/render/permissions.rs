@@ -3,8 +3,6 @@
 //! exactly `ActionKind::permissions()`, protected namespaces hold nothing,
 //! and a phase's pods reach only the domains the phase reads.
 
-
-
 use std::collections::BTreeSet;
 
 use crate::support::*;
@@ -66,7 +64,10 @@ fn check_invariants(config: &Config) {
         assert!(!read.is_empty(), "{at}");
         for (ns, verb, _, resource) in &read {
             assert!(config.namespaces.targets.contains(ns), "{at}: {ns}");
-            assert!(["get", "list", "watch"].contains(&verb.as_str()), "{at}: {verb}");
+            assert!(
+                ["get", "list", "watch"].contains(&verb.as_str()),
+                "{at}: {verb}"
+            );
             assert!(!resource.starts_with("secrets"), "{at}");
             assert!(!resource.starts_with("configmaps"), "{at}");
             assert_ne!(resource, "*", "{at}");
@@ -154,14 +155,22 @@ fn remediation_rules_are_the_action_table_merged() {
     let mut tuples = BTreeSet::new();
     for r in &rules {
         for v in strings(&r["verbs"]) {
-            tuples.insert((strings(&r["apiGroups"]).concat(), strings(&r["resources"]).concat(), v));
+            tuples.insert((
+                strings(&r["apiGroups"]).concat(),
+                strings(&r["resources"]).concat(),
+                v,
+            ));
         }
     }
     let mut expected = BTreeSet::new();
     for a in ActionKind::ALL {
         for p in a.permissions() {
             for v in p.verbs {
-                expected.insert((p.api_group.to_string(), p.resource.to_string(), v.to_string()));
+                expected.insert((
+                    p.api_group.to_string(),
+                    p.resource.to_string(),
+                    v.to_string(),
+                ));
             }
         }
     }
@@ -193,14 +202,23 @@ fn a_phase_reaches_only_the_domains_it_reads() {
     let rendered = render(&differing()).unwrap();
     let shadow = rendered.state("prod", TrustPhase::Shadow).unwrap();
     let remediate = rendered.state("prod", TrustPhase::Remediate).unwrap();
-    let metrics_logs: BTreeSet<_> = [("10.10.0.0/24".to_string(), 9090), ("10.10.1.0/24".to_string(), 3100)]
-        .into_iter()
-        .collect();
-    assert_eq!(egress_cidrs(shadow, "warden-agent-shadow-egress"), metrics_logs);
+    let metrics_logs: BTreeSet<_> = [
+        ("10.10.0.0/24".to_string(), 9090),
+        ("10.10.1.0/24".to_string(), 3100),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        egress_cidrs(shadow, "warden-agent-shadow-egress"),
+        metrics_logs
+    );
     let mut all = metrics_logs.clone();
     all.insert(("10.20.0.0/16".into(), 5432));
     all.insert(("172.18.0.2/32".into(), 6443));
-    assert_eq!(egress_cidrs(remediate, "warden-agent-remediate-egress"), all);
+    assert_eq!(
+        egress_cidrs(remediate, "warden-agent-remediate-egress"),
+        all
+    );
     // Remediation pods reach the API server only.
     assert_eq!(
         egress_cidrs(remediate, "warden-remediate-remediate-egress"),
@@ -221,7 +239,10 @@ fn a_phase_reaches_only_the_domains_it_reads() {
         .iter()
         .find(|o| name(o) == "warden-agent-shadow-egress")
         .unwrap();
-    assert_eq!(np["spec"]["podSelector"]["matchLabels"][warden_gitops::LABEL_PHASE], "shadow");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"][warden_gitops::LABEL_PHASE],
+        "shadow"
+    );
 }
 
 #[test]
@@ -233,7 +254,10 @@ fn protected_targets_and_host_endpoints_are_refused_with_their_field() {
     let config = Config::parse(&text, "t.yaml").unwrap();
     let err = render(&config).unwrap_err();
     let p = err.problems().join("\n");
-    assert!(p.contains("namespaces.targets[1] \"kube-system\" is also in namespaces.protected"), "{p}");
+    assert!(
+        p.contains("namespaces.targets[1] \"kube-system\" is also in namespaces.protected"),
+        "{p}"
+    );
 
     let text = crate::support::DIFFERING_PHASES.replace(
         "{cidr: 10.20.0.0/16, port: 5432}",
@@ -245,7 +269,10 @@ fn protected_targets_and_host_endpoints_are_refused_with_their_field() {
     assert!(p.contains("secrets.domains[2].endpoints[0].host \"payments.db.internal\": a NetworkPolicy cannot allow a host name"), "{p}");
     // Located in the file like any configuration problem.
     let located = warden_control::config::locate_problems(&text, "t.yaml", err.problems());
-    assert!(located[0].starts_with("t.yaml:22:12: secrets.domains[2].endpoints[0].host"), "{located:?}");
+    assert!(
+        located[0].starts_with("t.yaml:22:12: secrets.domains[2].endpoints[0].host"),
+        "{located:?}"
+    );
 
     // A host endpoint of a domain no phase reads is not an egress rule, so
     // it renders.
@@ -255,4 +282,85 @@ fn protected_targets_and_host_endpoints_are_refused_with_their_field() {
     );
     let config = Config::parse(&text, "t.yaml").unwrap();
     render(&config).unwrap();
+}
+
+mod properties {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use warden_control::config::{Config, DomainEndpoint};
+    use warden_core::{ActionKind, TrustPhase};
+
+    use super::{check_invariants, egress_cidrs};
+
+    /// A configuration with `n` domains, each on its own /24, phases reading
+    /// the given subsets and running the given actions.
+    fn config(reads: [Vec<bool>; 4], actions: [Vec<bool>; 2]) -> Config {
+        let mut c = Config::default();
+        let n = reads[0].len();
+        c.secrets.domains.truncate(n);
+        for (i, d) in c.secrets.domains.iter_mut().enumerate() {
+            d.endpoints = vec![DomainEndpoint {
+                cidr: Some(format!("10.{i}.0.0/24")),
+                host: None,
+                port: 9000 + i as u16,
+            }];
+        }
+        for (p, read) in TrustPhase::ALL.into_iter().zip(reads) {
+            let caps = match p {
+                TrustPhase::Shadow => &mut c.phases.shadow,
+                TrustPhase::Assist => &mut c.phases.assist,
+                TrustPhase::Remediate => &mut c.phases.remediate,
+                TrustPhase::Autonomous => &mut c.phases.autonomous,
+            };
+            caps.readable_domains = c
+                .secrets
+                .domains
+                .iter()
+                .zip(read)
+                .filter(|(_, r)| *r)
+                .map(|(d, _)| d.name.clone())
+                .collect();
+        }
+        c.phases.remediate.actions = ActionKind::ALL
+            .into_iter()
+            .zip(&actions[0])
+            .filter(|(_, on)| **on)
+            .map(|(a, _)| a)
+            .collect();
+        c.phases.autonomous.actions = ActionKind::ALL
+            .into_iter()
+            .zip(&actions[1])
+            .filter(|(_, on)| **on)
+            .map(|(a, _)| a)
+            .collect();
+        c.agent.reasoner = warden_control::config::ReasonerKind::Builtin;
+        c
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+        #[test]
+        fn any_capabilities_render_least_privilege_deterministically(
+            reads in prop::array::uniform4(prop::collection::vec(any::<bool>(), 6)),
+            actions in prop::array::uniform2(prop::collection::vec(any::<bool>(), 4)),
+        ) {
+            let c = config(reads.clone(), actions);
+            check_invariants(&c);
+            let a = warden_gitops::render(&c).unwrap();
+            prop_assert_eq!(&a, &warden_gitops::render(&c).unwrap());
+            for (p, read) in TrustPhase::ALL.into_iter().zip(&reads) {
+                let state = a.state("prod", p).unwrap();
+                let sa = c.runtime.kubernetes.service_accounts.get(p);
+                let expected: BTreeSet<(String, u64)> = read
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| **r)
+                    .map(|(i, _)| (format!("10.{i}.0.0/24"), 9000 + i as u64))
+                    .collect();
+                prop_assert_eq!(egress_cidrs(state, &format!("{sa}-egress")), expected);
+            }
+        }
+    }
 }

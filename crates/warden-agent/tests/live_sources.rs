@@ -1,0 +1,109 @@
+//! Live connectors that cannot be reached do not stop an investigation:
+//! the demo incident is diagnosed from its bundle while the Prometheus,
+//! Loki and Kubernetes sources configured next to it answer every query
+//! with unavailability, which the loop records.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use warden_agent::job::open_sources;
+use warden_agent::secrets::DomainSecrets;
+use warden_agent::{BuiltinReasoner, EventLog, investigate};
+use warden_core::DataSourceConfig;
+use warden_core::alert::{Alert, AlertStatus, Fingerprint};
+use warden_demo::Scenario;
+
+fn incident_of(scenario: &Scenario) -> warden_core::Incident {
+    let unrelated = scenario.expected().unrelated_services;
+    let mut alerts = BTreeMap::new();
+    for payload in scenario.storm() {
+        for a in payload["alerts"].as_array().unwrap() {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(a["labels"].clone()).unwrap();
+            if labels.get("service").is_some_and(|s| unrelated.contains(s)) {
+                continue;
+            }
+            let starts_at: DateTime<Utc> = serde_json::from_value(a["startsAt"].clone()).unwrap();
+            let fingerprint = Fingerprint::from_labels(&labels);
+            alerts.entry(fingerprint.clone()).or_insert(Alert {
+                fingerprint,
+                status: AlertStatus::Firing,
+                labels,
+                annotations: BTreeMap::new(),
+                starts_at,
+                ends_at: None,
+                generator_url: None,
+            });
+        }
+    }
+    common::incident(alerts.into_values().collect())
+}
+
+#[tokio::test]
+async fn unreachable_live_sources_become_unavailability_and_the_bundle_still_diagnoses() {
+    let base = Utc.with_ymd_and_hms(2025, 3, 4, 2, 0, 0).unwrap();
+    let scenario = Scenario::firewall_cascade(base, 7);
+    let dir = tempfile::tempdir().unwrap();
+    scenario.write_bundle(dir.path()).unwrap();
+
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{closed}");
+    let mut input = common::agent_input(
+        dir.path(),
+        incident_of(&scenario),
+        15,
+        Utc::now() + Duration::minutes(5),
+    );
+    let live: Vec<DataSourceConfig> = serde_json::from_value(json!([
+        {"kind": "prometheus", "url": dead, "retries": 0, "timeout_seconds": 2},
+        {"kind": "loki", "url": dead, "retries": 0, "timeout_seconds": 2},
+        {"kind": "kubernetes", "namespaces": ["shop"], "api_url": dead, "retries": 0, "timeout_seconds": 2}
+    ]))
+    .unwrap();
+    input.data_sources.extend(live);
+
+    let (mut events, log) = EventLog::capture(input.investigation_id.as_str());
+    let sources = open_sources(&input.data_sources, &DomainSecrets::default(), &mut events);
+    let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["bundle", "prometheus", "loki", "kubernetes"]);
+
+    let mut reasoner = BuiltinReasoner::default();
+    let report = investigate(&input, &sources, &mut reasoner, &mut events).await;
+
+    let root = report
+        .root_cause
+        .as_ref()
+        .unwrap_or_else(|| panic!("no root cause: {:?}", report.escalation));
+    assert_eq!(root.subject, scenario.expected().root_cause_subject);
+
+    // Every live source was asked and answered with unavailability.
+    let failed: Vec<String> = log
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "query")
+        .filter_map(|e| e["error"].as_str().map(str::to_string))
+        .collect();
+    for source in ["prometheus", "loki", "kubernetes"] {
+        assert!(
+            failed
+                .iter()
+                .any(|e| e.starts_with(&format!("{source} unavailable: "))),
+            "no unavailability from {source}: {failed:#?}"
+        );
+    }
+}
