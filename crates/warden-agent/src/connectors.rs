@@ -5,8 +5,9 @@
 //! as its credentials; a domain that was not granted (or whose secret could
 //! not be read) leaves the connector out, logged, rather than letting it run
 //! unauthenticated against a server that expects credentials. Every
-//! connector is given the read guard: the action gate once it is wired in,
-//! [`AllowAll`] until then.
+//! connector is given the read guard: in a job, the investigation's read
+//! gate ([`crate::gate::GateGuard`]); [`AllowAll`] only where the input
+//! carries no read policy.
 
 use std::sync::Arc;
 
@@ -80,7 +81,8 @@ pub fn open_live(
     }
 }
 
-/// The guard connectors get until the action gate is wired in.
+/// The guard connectors get when the input carries no read policy (the
+/// loop's gate, when there is one, still decides every query).
 pub fn default_guard() -> Arc<dyn ReadGuard> {
     Arc::new(AllowAll)
 }

@@ -28,6 +28,13 @@
 //! A rejection must rest on evidence: a hypothesis is only recorded as
 //! rejected when it, or one of its refinements, holds contradicting
 //! evidence that cites a query the loop ran. Otherwise it stays open.
+//!
+//! Every query passes the read gate ([`crate::gate`]) before it reaches a
+//! source: a denied read is logged as `read_denied` and recorded as
+//! evidence from the source `gate`; a source that fails to answer is
+//! recorded as evidence of unavailability (`prometheus unavailable: timeout
+//! after 5s`), once per source and reason, so the report says what could
+//! not be seen and why.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -35,14 +42,16 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use warden_core::ports::{
-    Assessment, Bearing, DataSource, Focus, Observation, PlannedQuery, ProposedHypothesis, Query,
-    QueryResult, Reasoner, ReasonerError, ReasoningContext, SourceInfo,
+    Assessment, Bearing, DataError, DataSource, Focus, Observation, PlannedQuery,
+    ProposedHypothesis, Query, QueryResult, Reasoner, ReasonerError, ReasoningContext, SourceInfo,
 };
 use warden_core::report::{CostLedger, Hypothesis, HypothesisStatus, Report, RootCause};
 use warden_core::telemetry::TimeRange;
-use warden_core::{AgentInput, Evidence, EvidenceSource};
+use warden_core::{AgentInput, Domain, Evidence, EvidenceSource};
+use warden_policy::DecisionRecord;
 
 use crate::events::EventLog;
+use crate::gate::{DENIED_PREFIX, ReadGate, ReadVerdict, reasons_of};
 use crate::usage;
 
 /// Knobs of the loop itself (the reasoner has its own).
@@ -114,6 +123,10 @@ struct Run<'a> {
     evidence: Vec<Evidence>,
     queries: u64,
     stop_at: DateTime<Utc>,
+    /// `None` only for an input without a read policy.
+    gate: Option<ReadGate>,
+    /// Denials and unavailabilities already recorded as evidence.
+    recorded: BTreeSet<String>,
 }
 
 impl Run<'_> {
@@ -164,8 +177,27 @@ impl Run<'_> {
                 continue;
             }
             for source in targets {
+                let verdict = self.gate.as_ref().map(|g| g.decide_query(source, &p.query));
+                if let Some(ReadVerdict::Denied(records)) = verdict {
+                    let reasons = reasons_of(&records);
+                    self.record_denial(source, &p.query, &reasons, &records);
+                    out.push(Observation {
+                        source: source.name().to_string(),
+                        query: p.query.clone(),
+                        purpose: p.purpose.clone(),
+                        result: None,
+                        error: Some(format!(
+                            "read denied by the action gate: {}",
+                            reasons.join("; ")
+                        )),
+                    });
+                    continue;
+                }
                 self.queries += 1;
                 let answer = source.query(&p.query).await;
+                if let Err(e) = &answer {
+                    self.record_failure(source, &p.query, e);
+                }
                 let (result, error) = match answer {
                     Ok(r) => (Some(r), None),
                     Err(e) => (None, Some(e.to_string())),
@@ -193,6 +225,117 @@ impl Run<'_> {
             }
         }
         out
+    }
+
+    /// Evidence for what a read could not see, once per key.
+    fn push_gap(
+        &mut self,
+        key: String,
+        domain: Domain,
+        cited: EvidenceSource,
+        summary: String,
+        detail: serde_json::Value,
+    ) {
+        if !self.recorded.insert(key) {
+            return;
+        }
+        let id = format!("ev-{}", self.evidence.len() + 1);
+        self.events.info(
+            "evidence",
+            json!({"id": id, "summary": summary, "source": cited.source, "bearing": "neutral"}),
+        );
+        self.evidence.push(Evidence {
+            id,
+            domain,
+            cited,
+            summary,
+            observed_at: Some(Utc::now()),
+            detail,
+        });
+    }
+
+    /// A read the gate denied (at the loop, or in a connector): a
+    /// `read_denied` event every time, evidence once per source and reasons.
+    fn record_denial(
+        &mut self,
+        source: &dyn DataSource,
+        query: &Query,
+        reasons: &[String],
+        records: &[DecisionRecord],
+    ) {
+        let domains: Vec<String> = records
+            .iter()
+            .filter_map(|r| match &r.request {
+                warden_policy::GateRequest::Read(read) => Some(read.domain.clone()),
+                _ => None,
+            })
+            .filter(|d| !d.is_empty())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let policies: BTreeSet<&String> = records.iter().flat_map(|r| r.policies.iter()).collect();
+        self.events.warn(
+            "read_denied",
+            json!({
+                "source": source.name(),
+                "query": query.describe(),
+                "query_kind": Self::kind_of(query),
+                "domains": domains,
+                "policies": policies,
+                "reasons": reasons,
+                "cycle": self.ctx.cycle,
+            }),
+        );
+        let summary = format!(
+            "The action gate denied reading {} from {}{}: {}.",
+            Self::kind_of(query),
+            source.name(),
+            if domains.is_empty() {
+                String::new()
+            } else {
+                format!(" (data domain {})", domains.join(", "))
+            },
+            reasons.join("; ").trim_end_matches('.')
+        );
+        let key = format!("denied|{}|{}", source.name(), reasons.join("|"));
+        let detail = json!({"decisions": records, "reasons": reasons});
+        self.push_gap(
+            key,
+            evidence_domain(source, &domains),
+            EvidenceSource {
+                source: "gate".to_string(),
+                query: query.describe(),
+            },
+            summary,
+            detail,
+        );
+    }
+
+    /// A query the source could not answer: evidence of unavailability (or,
+    /// when a connector's guard refused it, of a denial). A query kind the
+    /// source does not serve is not a failure.
+    fn record_failure(&mut self, source: &dyn DataSource, query: &Query, error: &DataError) {
+        let detail = match error {
+            DataError::Unavailable { detail, .. } | DataError::Malformed { detail, .. } => detail,
+            _ => return,
+        };
+        if let Some(reason) = detail.strip_prefix(DENIED_PREFIX) {
+            let reasons: Vec<String> = reason.split("; ").map(str::to_string).collect();
+            self.record_denial(source, query, &reasons, &[]);
+            return;
+        }
+        let summary = error.to_string();
+        let key = format!("unavailable|{}|{summary}", source.name());
+        self.push_gap(
+            key,
+            evidence_domain(source, &[]),
+            EvidenceSource {
+                source: format!("{}:{}", source.name(), Self::kind_of(query)),
+                query: query.describe(),
+            },
+            summary.clone(),
+            json!({"unavailable": true, "error": summary}),
+        );
     }
 
     fn emit_hypothesis(&mut self, index: usize) {
@@ -592,6 +735,20 @@ pub async fn investigate_with(
     let stop_at = cfg
         .stop_at
         .unwrap_or_else(|| input.deadline - delivery_reserve(now, input.deadline));
+    let gate = ReadGate::for_input(input);
+    match &gate {
+        None => events.warn(
+            "reads_not_gated",
+            json!({"reason": "the input carries no read policy (written before the read gate existed)"}),
+        ),
+        Some(g) => match g.load_error() {
+            Some(e) => events.error("read_gate_failed", json!({"error": e, "effect": "every read is denied"})),
+            None => events.info(
+                "read_gate",
+                json!({"phase": g.phase(), "environment": g.environment()}),
+            ),
+        },
+    }
     events.info(
         "started",
         json!({
@@ -625,6 +782,8 @@ pub async fn investigate_with(
         evidence: Vec::new(),
         queries: 0,
         stop_at,
+        gate,
+        recorded: BTreeSet::new(),
     };
 
     let mut survey: Option<Vec<Observation>> = None;
@@ -820,6 +979,17 @@ async fn finish(
         escalation,
         cost,
     }
+}
+
+/// The alert domain evidence about `source` is filed under: the source's
+/// first, else the data domain read, else `unknown`.
+fn evidence_domain(source: &dyn DataSource, data_domains: &[String]) -> Domain {
+    source
+        .domains()
+        .into_iter()
+        .next()
+        .or_else(|| data_domains.first().map(Domain::new))
+        .unwrap_or_else(|| Domain::new("unknown"))
 }
 
 /// The reason the reasoner gave for a verdict on `node`: the first

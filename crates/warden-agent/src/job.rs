@@ -110,22 +110,37 @@ fn describe_parse_error(e: &serde_json::Error) -> String {
 }
 
 /// Opens the configured data sources; one that cannot be opened is logged
-/// and left out, so the investigation reports on what it could see.
+/// and left out, so the investigation reports on what it could see. The
+/// live connectors allow every request themselves: only the loop's gate
+/// decides (see [`open_sources_guarded`]).
 pub fn open_sources(
     configs: &[DataSourceConfig],
     secrets: &crate::secrets::DomainSecrets,
     events: &mut EventLog,
 ) -> Vec<Box<dyn DataSource>> {
+    open_sources_guarded(
+        configs,
+        secrets,
+        &crate::connectors::default_guard(),
+        events,
+    )
+}
+
+/// [`open_sources`] with the guard every live connector asks before each
+/// request it sends (the investigation's read gate in a job).
+pub fn open_sources_guarded(
+    configs: &[DataSourceConfig],
+    secrets: &crate::secrets::DomainSecrets,
+    guard: &std::sync::Arc<dyn warden_connectors::ReadGuard>,
+    events: &mut EventLog,
+) -> Vec<Box<dyn DataSource>> {
     let mut out: Vec<Box<dyn DataSource>> = Vec::new();
-    let guard = crate::connectors::default_guard();
     for (i, config) in configs.iter().enumerate() {
         match config {
             DataSourceConfig::Prometheus(_)
             | DataSourceConfig::Loki(_)
             | DataSourceConfig::Kubernetes(_) => {
-                out.extend(crate::connectors::open_live(
-                    config, secrets, &guard, events,
-                ));
+                out.extend(crate::connectors::open_live(config, secrets, guard, events));
             }
             DataSourceConfig::Bundle { path } => {
                 let name = if i == 0 {
@@ -257,7 +272,12 @@ pub async fn run_input(job: JobInput, mut events: EventLog, policy: &DeliveryPol
         None => crate::secrets::DomainSecrets::default(),
     };
 
-    let sources = open_sources(&input.data_sources, &secrets, &mut events);
+    // The same gate the loop asks decides each request of the connectors.
+    let guard = match crate::gate::ReadGate::for_input(&input) {
+        Some(gate) => std::sync::Arc::new(gate).guard(),
+        None => crate::connectors::default_guard(),
+    };
+    let sources = open_sources_guarded(&input.data_sources, &secrets, &guard, &mut events);
     // A stuck query must not eat the time reserved for delivery.
     let reasoning_time = (input.deadline - Utc::now()).to_std().unwrap_or_default();
     let report = match tokio::time::timeout(

@@ -15,6 +15,8 @@
 //!   flows, changes, topology propagation).
 //! - [`builtin`]: the offline reasoner built on the engines.
 //! - [`investigate`]: the loop, which owns every query and the budget.
+//! - [`gate`]: the action gate every read passes, at the loop and in the
+//!   connectors.
 //! - [`job`]: the entrypoint `warden agent run` calls.
 //! - [`events`]: the JSON-lines log on standard output.
 
@@ -25,6 +27,7 @@ pub mod bundle;
 pub mod connectors;
 pub mod engines;
 pub mod events;
+pub mod gate;
 pub mod investigate;
 pub mod job;
 pub mod llm;

@@ -679,7 +679,7 @@ impl Config {
 
     /// Parses and validates; `origin` names the file in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = if text.trim().is_empty() {
+        let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -690,6 +690,17 @@ impl Config {
                 message: e.to_string(),
             })?
         };
+        // Phases left out read the domains this file declares, not the
+        // built-in domain names.
+        if Locator::new(text).position("phases").is_none() {
+            let names: Vec<String> = config
+                .secrets
+                .domains
+                .iter()
+                .map(|d| d.name.clone())
+                .collect();
+            config.phases = Phases::defaults(&names);
+        }
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
@@ -816,11 +827,34 @@ mod tests {
             "{all}"
         );
         assert!(all.contains("w.yaml:10:45: secrets.domains[0].endpoints[1].port 0: expected a TCP port in 1..=65535\n"), "{all}");
-        // Phases left out default to the built-in domain names, which this
-        // file does not declare: located at the top, saying why.
+        // Left-out phases read the declared domains; an unknown name in a
+        // left-out field is located at the top, saying why.
+        let text = "llm:\n  api_key_domain: nope\nagent:\n  reasoner: llm\n";
+        let err = Config::parse(text, "l.yaml").unwrap_err().to_string();
+        assert!(err.contains("l.yaml:2:3: llm.api_key_domain"), "{err}");
+        let only_db =
+            "secrets:\n  domains:\n    - {name: db, path: agent/data/db, serves: [\"*\"]}\n";
+        let config = Config::parse(only_db, "d.yaml").unwrap();
+        assert_eq!(config.phases.shadow.readable_domains, ["db"]);
+        assert_eq!(config.phases.remediate.actions.len(), 4);
+        // A problem in a field the file leaves out is located at the
+        // nearest enclosing key present, or at the top, saying so.
+        let err = Config::parse(&format!("agent:\n  reasoner: llm\n{only_db}"), "d.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(
-            all.contains("w.yaml:1:1: phases.shadow.readable_domains: unknown domain \"network-monitoring\" (declared: db) (not set in this file, so its default applies)"),
-            "{all}"
+            err.contains("d.yaml:1:1: llm.api_key_domain \"llm-inference\" is not declared in secrets.domains (not set in this file, so its default applies)"),
+            "{err}"
+        );
+        let err = Config::parse(
+            &format!("agent:\n  reasoner: llm\nllm:\n  model: gpt-4o\n{only_db}"),
+            "d.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("d.yaml:3:1: llm.api_key_domain \"llm-inference\" is not declared in secrets.domains (not set under llm, so its default applies)"),
+            "{err}"
         );
         for p in &problems {
             assert!(p.starts_with("w.yaml:"), "{p}");

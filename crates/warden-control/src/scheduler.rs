@@ -93,6 +93,44 @@ fn deadline_of(inv: &Investigation) -> DateTime<Utc> {
     start + chrono::Duration::seconds(secs)
 }
 
+/// What the agent builds its read gate from (`docs/policy.md`, "Reads"):
+/// the same phases, namespaces and extra policies as the control plane's
+/// action gate. The policy directory is read again for each investigation.
+fn read_policy(config: &Config) -> Result<warden_core::agent_input::ReadPolicy, String> {
+    use warden_core::agent_input::{DataDomain, PolicyText, ReadPolicy};
+    let policies = warden_policy::PolicySource::from_config(
+        config.policy.directory.as_deref(),
+        &config.policy.inline,
+    )
+    .map_err(|e| format!("could not load the read policies: {e}"))?;
+    Ok(ReadPolicy {
+        environment: config.trust.environment.clone(),
+        phases: config.phases.clone(),
+        protected_namespaces: config.namespaces.protected.clone(),
+        target_namespaces: config.namespaces.targets.clone(),
+        domains: config
+            .secrets
+            .domains
+            .iter()
+            .map(|d| DataDomain {
+                name: d.name.clone(),
+                serves: d.serves.clone(),
+                connector: serde_json::to_value(d.connector)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        policies: policies
+            .into_iter()
+            .map(|p| PolicyText {
+                origin: p.origin,
+                text: p.text,
+            })
+            .collect(),
+    })
+}
+
 impl Scheduler {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -292,6 +330,18 @@ impl Scheduler {
         let (credential, hash) = new_credential();
         self.store.set_result_credential(&inv.id, hash).await?;
         let deadline = deadline_of(&inv);
+        let reads = match read_policy(&self.config) {
+            Ok(reads) => reads,
+            Err(detail) => {
+                self.metrics
+                    .started
+                    .get_or_create(&complexity(inv.plan.complexity))
+                    .inc();
+                self.fail(&mut inv, FailureReason::StartFailed, detail)
+                    .await;
+                return Ok(());
+            }
+        };
         let identity = match self.issue_identity(&mut inv, deadline).await {
             Ok(identity) => identity,
             Err(detail) => {
@@ -318,6 +368,7 @@ impl Scheduler {
                 data_sources: self.config.agent.data_sources.clone(),
                 report_url: format!("{}/api/v1/investigations/{}/report", self.api_base, inv.id),
                 llm: self.config.llm_settings(),
+                reads: Some(reads),
             },
             result_credential: credential,
             identity,

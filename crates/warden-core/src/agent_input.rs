@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::Phases;
 use crate::incident::Incident;
 use crate::investigation::InvestigationId;
 use crate::plan::Plan;
@@ -166,6 +167,59 @@ pub struct AgentInput {
     /// no secret: the API key is the granted `api_key_domain` secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSettings>,
+    /// What the action gate needs to decide every read the agent makes
+    /// (`docs/policy.md`, "Reads"). Always set by the control plane; absent
+    /// only in documents written before the read gate existed, which the
+    /// agent then runs ungated and says so in its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<ReadPolicy>,
+}
+
+/// The configuration the agent builds its read gate from. Holds no secret:
+/// phase capabilities, namespace lists, the declared data domains and the
+/// text of the configured extra Cedar policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadPolicy {
+    /// The environment the control plane runs in (`trust.environment`).
+    pub environment: String,
+    /// What each phase may read and do (`phases`).
+    pub phases: Phases,
+    /// Never read, whatever a policy says (`namespaces.protected`).
+    #[serde(default)]
+    pub protected_namespaces: Vec<String>,
+    /// Namespaces whose workloads may be read (`namespaces.targets`).
+    #[serde(default)]
+    pub target_namespaces: Vec<String>,
+    /// The declared data domains (`secrets.domains`), to tell which data
+    /// domain a read is about.
+    #[serde(default)]
+    pub domains: Vec<DataDomain>,
+    /// The configured extra policies (`policy.directory`, `policy.inline`).
+    #[serde(default)]
+    pub policies: Vec<PolicyText>,
+}
+
+/// A data domain as the read gate sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataDomain {
+    pub name: String,
+    /// The alert domains it serves; `"*"` serves every investigation.
+    #[serde(default)]
+    pub serves: Vec<String>,
+    /// The kind of service holding its data (`prometheus`, `loki`,
+    /// `kubernetes`, `bundle`, `postgres`, `http`).
+    pub connector: String,
+}
+
+/// Cedar policy text and where it came from (a file path or
+/// `policy.inline[<n>]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyText {
+    pub origin: String,
+    pub text: String,
 }
 
 /// Which secrets backend issued a job's identity.

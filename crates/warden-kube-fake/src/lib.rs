@@ -70,7 +70,13 @@
 //!   `default` ServiceAccount; deleting a namespace deletes its contents.
 //! - Authentication by bearer token (unknown or missing → 401), TokenReview,
 //!   SubjectAccessReview, SelfSubjectAccessReview, RBAC authorization with
-//!   the real 403 message.
+//!   the real 403 message (`resourceNames` also apply to lists and watches
+//!   narrowed by `fieldSelector=metadata.name=`), and RBAC escalation
+//!   prevention: non-admin users can only write Roles they hold the rules
+//!   of (or have `escalate`) and only bind roles they hold (or have `bind`).
+//! - ServiceAccount admission for every pod create: the ServiceAccount must
+//!   exist, `serviceAccountName` is defaulted, and the API token volume is
+//!   mounted unless `automountServiceAccountToken` is false.
 //! - Pod logs with `container`, `follow`, `previous`, `tailLines`,
 //!   `sinceTime`, `sinceSeconds`, `timestamps`, `limitBytes`; a container
 //!   that is still waiting (`ImagePullBackOff`, ...) gets the kubelet's 400.
@@ -81,8 +87,6 @@
 //!   [`FakeApiServer::service_account_public_key_pem`] or the JWKS at
 //!   `/openid/v1/jwks`. Tokens stop authenticating when expired, when the
 //!   ServiceAccount is deleted, or when the pod they are bound to is deleted.
-//!   A pod's ServiceAccount must exist when the pod is created by
-//!   [`FakeApiServer::create_pod_for_job`] (ServiceAccount admission).
 //! - Controller and kubelet simulation: [`FakeApiServer::create_pod_for_job`],
 //!   [`FakeApiServer::set_container_state`] (running, `OOMKilled` 137,
 //!   `ImagePullBackOff`, `ErrImagePull`, `CrashLoopBackOff`, ...),
@@ -113,8 +117,8 @@
 //!   (lists are replaced, not merged by key); no managedFields, no field
 //!   ownership conflicts.
 //! - No admission beyond what is listed above: no quota or limit-range
-//!   enforcement, no PodSecurity, no RBAC escalation checks when creating
-//!   Roles/Bindings, no PodDisruptionBudgets on eviction.
+//!   enforcement, no PodSecurity, no PodDisruptionBudgets on eviction, no
+//!   webhooks.
 //! - No protobuf, no table output, no aggregated discovery (legacy discovery
 //!   documents only), no CRDs, no TLS on the TCP listener.
 

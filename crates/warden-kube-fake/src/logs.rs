@@ -19,7 +19,7 @@ pub(crate) struct ContainerLogs {
     pub previous: Option<Vec<LogLine>>,
 }
 
-/// Logs keyed by (namespace, pod, container).
+/// Logs keyed by (namespace, pod uid, container).
 #[derive(Debug, Default)]
 pub(crate) struct Logs {
     pub by_container: HashMap<(String, String, String), ContainerLogs>,
@@ -28,10 +28,10 @@ pub(crate) struct Logs {
 impl Logs {
     /// Appends text; a chunk without a trailing newline continues on the next
     /// append, as a partial line does in a container runtime log.
-    pub fn append(&mut self, ns: &str, pod: &str, container: &str, text: &str) {
+    pub fn append(&mut self, ns: &str, pod_uid: &str, container: &str, text: &str) {
         let entry = self
             .by_container
-            .entry((ns.to_string(), pod.to_string(), container.to_string()))
+            .entry((ns.to_string(), pod_uid.to_string(), container.to_string()))
             .or_default();
         let now = Utc::now();
         let mut rest = text;
@@ -53,22 +53,17 @@ impl Logs {
     }
 
     /// Moves current logs to `previous`, as a container restart does.
-    pub fn restart(&mut self, ns: &str, pod: &str, container: &str) {
+    pub fn restart(&mut self, ns: &str, pod_uid: &str, container: &str) {
         let entry = self
             .by_container
-            .entry((ns.to_string(), pod.to_string(), container.to_string()))
+            .entry((ns.to_string(), pod_uid.to_string(), container.to_string()))
             .or_default();
         entry.previous = Some(std::mem::take(&mut entry.current));
     }
 
-    pub fn get(&self, ns: &str, pod: &str, container: &str) -> Option<&ContainerLogs> {
+    pub fn get(&self, ns: &str, pod_uid: &str, container: &str) -> Option<&ContainerLogs> {
         self.by_container
-            .get(&(ns.to_string(), pod.to_string(), container.to_string()))
-    }
-
-    pub fn remove_pod(&mut self, ns: &str, pod: &str) {
-        self.by_container
-            .retain(|(n, p, _), _| !(n == ns && p == pod));
+            .get(&(ns.to_string(), pod_uid.to_string(), container.to_string()))
     }
 }
 

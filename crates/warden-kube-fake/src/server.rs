@@ -797,9 +797,6 @@ impl RequestCtx {
                 let preconditions = opts.get("preconditions").cloned();
                 let out =
                     self.mutate(|s| s.delete(kind, ns, name, propagation, preconditions.as_ref()))?;
-                if kind.plural == "pods" {
-                    self.shared.lock().logs.remove_pod(ns.unwrap_or(""), name);
-                }
                 // Like the real handler: 202 only when the deprecated
                 // `orphanDependents: false` was sent and the object is not
                 // gone yet; 200 otherwise.
@@ -1159,14 +1156,17 @@ impl RequestCtx {
             timestamps: query_flag(&self.query, "timestamps"),
             limit_bytes: query_get(&self.query, "limitBytes").and_then(|v| v.parse().ok()),
         };
-        let (container, initial, sent) = {
+        let (container, initial, sent, pod_uid) = {
             let world = self.shared.lock();
             let pod_kind = kinds::lookup("pods").ok_or_else(|| ApiError::no_route("pods"))?;
             let pod_obj = world.store.get(pod_kind, Some(ns), pod)?;
             let container = log_container(&pod_obj, opts.container.as_deref())?;
+            // Logs are kept per pod uid: a new pod with the same name starts
+            // with an empty log, as on a real node.
+            let pod_uid = meta::uid(&pod_obj).to_string();
             let logs = world
                 .logs
-                .get(ns, pod, &container)
+                .get(ns, &pod_uid, &container)
                 .cloned()
                 .unwrap_or_default();
             if opts.previous {
@@ -1185,7 +1185,7 @@ impl RequestCtx {
                 )));
             }
             let text = opts.render(&logs.current);
-            (container, text, logs.current.len())
+            (container, text, logs.current.len(), pod_uid)
         };
         if !opts.follow {
             let mut text = initial;
@@ -1207,7 +1207,7 @@ impl RequestCtx {
                     let world = shared.lock();
                     let lines = world
                         .logs
-                        .get(&ns, &pod, &container)
+                        .get(&ns, &pod_uid, &container)
                         .map(|l| l.current.clone())
                         .unwrap_or_default();
                     let mut chunk = String::new();
@@ -1219,7 +1219,7 @@ impl RequestCtx {
                         chunk.push_str(&opts.render_line(line));
                         sent += 1;
                     }
-                    let done = follow_done(&world.store, &ns, &pod, &container);
+                    let done = follow_done(&world.store, &ns, &pod, &pod_uid, &container);
                     if done {
                         for line in lines.iter().skip(sent) {
                             chunk.push_str(&opts.render_line(line));
@@ -1331,13 +1331,16 @@ fn waiting_reason(pod: &Value, container: &str) -> Option<String> {
 
 /// A follow stream ends when the container has terminated, the pod has
 /// finished, or the pod is gone.
-fn follow_done(store: &Store, ns: &str, pod: &str, container: &str) -> bool {
+fn follow_done(store: &Store, ns: &str, pod: &str, pod_uid: &str, container: &str) -> bool {
     let Some(pod_kind) = kinds::lookup("pods") else {
         return true;
     };
     let Ok(obj) = store.get(pod_kind, Some(ns), pod) else {
         return true;
     };
+    if meta::uid(&obj) != pod_uid {
+        return true;
+    }
     let phase = meta::str_at(&obj, "/status/phase").unwrap_or("");
     if phase == "Succeeded" || phase == "Failed" {
         return true;

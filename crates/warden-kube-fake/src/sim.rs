@@ -488,7 +488,7 @@ impl FakeApiServer {
         self.mutate(|w| {
             let current = w.store.get(pods, Some(namespace), pod)?;
             let name = resolve_container(&current, container)?;
-            w.logs.restart(namespace, pod, &name);
+            w.logs.restart(namespace, meta::uid(&current), &name);
             let now = meta::now_rfc3339();
             let mut updated =
                 kubelet_update(&current, Some(&name), &ContainerState::running(), None)?;
@@ -527,7 +527,7 @@ impl FakeApiServer {
         self.mutate(|w| {
             let current = w.store.get(pods, Some(namespace), pod)?;
             let name = resolve_container(&current, container)?;
-            w.logs.append(namespace, pod, &name, text);
+            w.logs.append(namespace, meta::uid(&current), &name, text);
             Ok(())
         })
     }

@@ -208,3 +208,18 @@ async fn follow_streams_new_lines_until_the_container_terminates() {
         "stream ends when the container terminates"
     );
 }
+
+#[tokio::test]
+async fn a_recreated_pod_starts_with_an_empty_log() {
+    let fake = fake().await;
+    let pods: Api<Pod> = Api::namespaced(fake.client(), "warden");
+    pods.create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap();
+    fake.append_pod_log("warden", "p", "old life\n").unwrap();
+    pods.delete("p", &Default::default()).await.unwrap();
+    pods.create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(pods.logs("p", &LogParams::default()).await.unwrap(), "");
+}

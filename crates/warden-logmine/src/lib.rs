@@ -4,17 +4,21 @@
 //! The miner is Drain-class (He et al., ICWS 2017): variable fields are
 //! masked first, lines are bucketed by token count and a leading token, and
 //! a line joins the most similar template of its bucket or starts a new one.
-//! Two things differ from textbook Drain, both to work with one global
+//! Several things differ from textbook Drain, all to work with one global
 //! configuration instead of per-system tuning:
 //!
-//! - masking is structural (any sub-token carrying digits is a value), so
-//!   the similarity threshold no longer has to compensate for ids;
-//! - templates whose shape becomes identical once runs of `<*>` are
+//! - masking is structural (any sub-token carrying digits is a value, and
+//!   so is a host name before `:port` or a number behind `<`/`>`), so the
+//!   similarity threshold no longer has to compensate for ids;
+//! - a run of month/weekday names and numbers is a date, hence a value;
+//! - templates whose shape becomes identical once runs of values are
 //!   collapsed are merged, which rejoins lines whose variable parts have a
-//!   varying number of words;
-//! - a position where lines differ only in plain words stays constant until
-//!   it has shown more than a handful of distinct words, so `GET`/`POST`
-//!   lines stay apart while user names become `<*>`.
+//!   varying number of words; for this, a value's own brackets and a unit
+//!   after it (`(1.2 KB)`, `<1 sec`) count as part of the value;
+//! - a position where lines differ only in plain words (or `key=word`, or
+//!   names such as `SOCKS5`) stays constant until it has shown more than a
+//!   handful of distinct words after the same preceding token, so
+//!   `GET`/`POST` lines stay apart while user names become `<*>`.
 //!
 //! [`format::LogFormat`] strips headers described in Loghub's format
 //! language; [`eval`] scores a miner against the Loghub-2k labels.

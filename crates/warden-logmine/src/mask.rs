@@ -64,8 +64,54 @@ pub fn needs_mask(token: &str) -> bool {
     token.bytes().any(|b| b.is_ascii_digit())
 }
 
+/// A host name: dotted, letters/digits/`-`/`_` only (`proxy.example.org`).
+fn is_host(segment: &[u8]) -> bool {
+    segment.contains(&b'.')
+        && segment.first().is_some_and(u8::is_ascii_alphanumeric)
+        && segment
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// Whether the segment starting at `start` is a host followed by `:port`:
+/// the host is then as variable as the port (`db.example.org:5432`).
+fn is_host_before_port(bytes: &[u8], start: usize, end: usize) -> bool {
+    if bytes.get(end) != Some(&b':') {
+        return false;
+    }
+    let port = bytes
+        .get(end + 1..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| !is_separator(**b))
+        .collect::<Vec<_>>();
+    !port.is_empty()
+        && port.iter().all(|b| b.is_ascii_digit())
+        && is_host(bytes.get(start..end).unwrap_or_default())
+}
+
 /// Appends the masked form of `token` to `out`.
 pub fn mask_token(token: &str, out: &mut String) {
+    // A comparison or sign glued to a number (`<1`, `>=10`, `~5`) is part of
+    // the value, so `<1 sec` and `00:01` are both one value.
+    let digits_from = token
+        .bytes()
+        .position(|b| !matches!(b, b'<' | b'>' | b'=' | b'~' | b'+'))
+        .unwrap_or(token.len());
+    if digits_from > 0
+        && !token.starts_with('=')
+        && token
+            .as_bytes()
+            .get(digits_from..)
+            .is_some_and(|rest| !rest.is_empty() && !rest.iter().any(|&b| is_separator(b)))
+        && token
+            .as_bytes()
+            .get(digits_from)
+            .is_some_and(u8::is_ascii_digit)
+    {
+        out.push_str(WILDCARD);
+        return;
+    }
     let bytes = token.as_bytes();
     let mut start = 0;
     let mut i = 0;
@@ -73,7 +119,7 @@ pub fn mask_token(token: &str, out: &mut String) {
         let at_end = i == bytes.len();
         if at_end || bytes.get(i).copied().is_some_and(is_separator) {
             let segment = bytes.get(start..i).unwrap_or_default();
-            if is_value(segment) {
+            if is_value(segment) || (!at_end && is_host_before_port(bytes, start, i)) {
                 // Collapse `<*><*>`-like runs that separators did not split.
                 if !out.ends_with(WILDCARD) {
                     out.push_str(WILDCARD);
@@ -114,6 +160,10 @@ mod tests {
         assert_eq!(masked("logname="), "logname=");
         assert_eq!(masked("mice.c(1234)]:"), "mice.c(<*>)]:");
         assert_eq!(masked("orders"), "orders");
+        assert_eq!(masked("db.example.org:5432"), "<*>:<*>");
+        assert_eq!(masked("org.example.Foo:"), "org.example.Foo:");
+        assert_eq!(masked("<1"), "<*>");
+        assert_eq!(masked(">=10ms"), "<*>");
     }
 
     #[test]

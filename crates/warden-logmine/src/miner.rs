@@ -64,6 +64,8 @@ struct Cluster {
     tokens: Vec<u32>,
     /// Union-find parent; a cluster is a live template when it is its own.
     parent: usize,
+    /// Clusters merged into this one, itself included (valid at a root).
+    members: usize,
     template: Template,
 }
 
@@ -76,6 +78,69 @@ struct Interner {
     /// Whether a token looks like a keyword: letters only once surrounding
     /// punctuation is stripped (`GET`, `"POST`, `Paused`).
     keyword: Vec<bool>,
+    /// [`CALENDAR`], [`UNIT`] and [`LOOSE`] bits per token.
+    flags: Vec<u8>,
+}
+
+/// Where keywords are counted: token count, lead token, position and the
+/// token before it, so unrelated templates sharing a bucket do not pool
+/// their keywords.
+type VarietyKey = (usize, u32, usize, u32);
+
+fn variety_key(key: (usize, u32), tokens: &[u32], pos: usize) -> VarietyKey {
+    let before = pos
+        .checked_sub(1)
+        .and_then(|p| tokens.get(p).copied())
+        .unwrap_or(u32::MAX);
+    (key.0, key.1, pos, before)
+}
+
+/// A month or weekday name: part of a date when next to a number.
+const CALENDAR: u8 = 1;
+/// A unit (`KB`, `ms`, `bytes`): part of the value when after a number.
+const UNIT: u8 = 2;
+/// Only a value and brackets or separators (`(<*>)`, `<*>:<*>`): for
+/// matching shapes it stands for a value, whatever its punctuation.
+const LOOSE: u8 = 4;
+
+fn is_calendar(word: &str) -> bool {
+    const NAMES: [&str; 19] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+        "mon", "tue", "wed", "thu", "fri", "sat",
+    ];
+    let lower = word.to_ascii_lowercase();
+    lower == "sun"
+        || NAMES.contains(&lower.as_str())
+        || [
+            "january",
+            "february",
+            "march",
+            "april",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ]
+        .contains(&lower.as_str())
+}
+
+fn is_unit(word: &str) -> bool {
+    const UNITS: [&str; 30] = [
+        "b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "byte", "bytes", "bit", "bits",
+        "ns", "us", "ms", "s", "sec", "secs", "second", "seconds", "min", "mins", "minute",
+        "minutes", "h", "hr", "hrs", "hour", "hours",
+    ];
+    UNITS.contains(&word.to_ascii_lowercase().as_str())
 }
 
 impl Interner {
@@ -95,13 +160,35 @@ impl Interner {
                 .bytes()
                 .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b':'));
         let core = token.trim_matches(|c: char| c.is_ascii_punctuation());
+        // `user=root` is as much a keyword as `root`: the key is constant.
+        // Digits left unmasked belong to a name (`ssh2`, `SOCKS5`).
         let keyword = !token.contains(WILDCARD)
             && !core.is_empty()
-            && core.bytes().all(|b| b.is_ascii_alphabetic());
+            && core.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'=')
+            && core.bytes().any(|b| b.is_ascii_alphabetic());
+        let bare = token.trim_matches(|c: char| matches!(c, '(' | ')' | '[' | ']' | ','));
+        let mut flags = 0;
+        if is_calendar(core) {
+            flags |= CALENDAR;
+        }
+        if is_unit(bare) && !token.ends_with(',') {
+            flags |= UNIT;
+        }
+        if token.contains(WILDCARD)
+            && token.replace(WILDCARD, "").bytes().all(|b| {
+                matches!(
+                    b,
+                    b'(' | b')' | b'[' | b']' | b':' | b'.' | b'-' | b'+' | b'~'
+                )
+            })
+        {
+            flags |= LOOSE;
+        }
         self.ids.insert(token.into(), id);
         self.texts.push(token.into());
         self.word.push(word);
         self.keyword.push(keyword);
+        self.flags.push(flags);
         id
     }
 
@@ -111,6 +198,10 @@ impl Interner {
 
     fn is_word(&self, id: u32) -> bool {
         self.word.get(id as usize).copied().unwrap_or(false)
+    }
+
+    fn has(&self, id: u32, flag: u8) -> bool {
+        self.flags.get(id as usize).is_some_and(|f| f & flag != 0)
     }
 
     fn is_keyword(&self, id: u32) -> bool {
@@ -129,7 +220,7 @@ pub struct Miner {
     shapes: FxHashMap<Vec<u32>, usize>,
     /// Distinct keywords seen per (token count, lead, position), capped just
     /// above [`MinerConfig::keyword_variety`].
-    variety: FxHashMap<(usize, u32, usize), Vec<u32>>,
+    variety: FxHashMap<VarietyKey, Vec<u32>>,
     lines: u64,
     scratch_tokens: Vec<u32>,
     scratch_text: String,
@@ -170,6 +261,7 @@ impl Miner {
             };
             tokens.push(id);
         }
+        self.mask_dates(&mut tokens);
         let id = match self.cache.get(&tokens) {
             Some(&id) => self.find(id),
             None => {
@@ -193,6 +285,39 @@ impl Miner {
         id
     }
 
+    /// A run of month/weekday names and values that holds at least one of
+    /// each is a date (`Fri Jul 1 07:57:30 2005`): all of it is a value.
+    fn mask_dates(&self, tokens: &mut [u32]) {
+        if !tokens.iter().any(|&t| self.interner.has(t, CALENDAR)) {
+            return;
+        }
+        let datelike = |t: u32| t == WILD || self.interner.has(t, CALENDAR | LOOSE);
+        let mut i = 0;
+        while i < tokens.len() {
+            let end = i + tokens
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|&&t| datelike(t))
+                .count();
+            if end == i {
+                i += 1;
+                continue;
+            }
+            let run = tokens.get_mut(i..end).unwrap_or_default();
+            if run.iter().any(|&t| self.interner.has(t, CALENDAR))
+                && run
+                    .iter()
+                    .any(|&t| t == WILD || self.interner.has(t, LOOSE))
+            {
+                for t in run.iter_mut().filter(|t| self.interner.has(**t, CALENDAR)) {
+                    *t = WILD;
+                }
+            }
+            i = end;
+        }
+    }
+
     /// Finds or creates the cluster for a masked line (cache miss path).
     fn place(&mut self, tokens: &[u32]) -> usize {
         let lead = tokens
@@ -205,7 +330,10 @@ impl Miner {
         let mut became_variable = false;
         for (pos, &t) in tokens.iter().enumerate() {
             if self.interner.is_keyword(t) {
-                let seen = self.variety.entry((key.0, key.1, pos)).or_default();
+                let seen = self
+                    .variety
+                    .entry(variety_key(key, tokens, pos))
+                    .or_default();
                 if seen.len() <= cap && !seen.contains(&t) {
                     seen.push(t);
                     became_variable |= seen.len() > cap;
@@ -255,6 +383,7 @@ impl Miner {
         self.clusters.push(Cluster {
             tokens: tokens.to_vec(),
             parent: c,
+            members: 1,
             template: Template {
                 id: c,
                 text: String::new(),
@@ -275,23 +404,48 @@ impl Miner {
         let Some(cluster) = self.clusters.get(c) else {
             return;
         };
-        let mut shape = Vec::with_capacity(cluster.tokens.len());
+        let mut shown = Vec::with_capacity(cluster.tokens.len());
         for &t in &cluster.tokens {
-            if !(t == WILD && shape.last() == Some(&WILD)) {
-                shape.push(t);
+            if !(t == WILD && shown.last() == Some(&WILD)) {
+                shown.push(t);
             }
         }
-        let root = self.find(c);
+        // The key for merging is looser than the text: a value keeps no
+        // punctuation of its own and swallows a unit after it, so
+        // `<*> bytes (<*> KB) sent` and `<*> bytes sent` share a shape.
+        let mut shape = Vec::with_capacity(cluster.tokens.len());
+        for &t in &cluster.tokens {
+            let after_value = shape.last() == Some(&WILD);
+            let value = t == WILD
+                || self.interner.has(t, LOOSE)
+                || (after_value && self.interner.has(t, UNIT));
+            if !(value && after_value) {
+                shape.push(if value { WILD } else { t });
+            }
+        }
+        let own = self.find(c);
         let other = self.shapes.get(&shape).copied().map(|o| self.find(o));
         let root = match other {
-            Some(o) if o != root => self.union(o, root),
-            _ => root,
+            Some(o) if o != own => self.union(o, own),
+            _ => own,
         };
-        let text = shape
-            .iter()
-            .map(|&t| self.interner.text(t))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let render = |tokens: &[u32]| {
+            tokens
+                .iter()
+                .map(|&t| self.interner.text(t))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut text = render(&shown);
+        if let Some(r) = self.clusters.get(root)
+            && r.members > 1
+            && !r.template.text.is_empty()
+            && r.template.text != text
+        {
+            // Members differ in how their values are punctuated; only the
+            // shape describes them all.
+            text = render(&shape);
+        }
         self.shapes.insert(shape, root);
         if let Some(r) = self.clusters.get_mut(root) {
             r.template.text = text;
@@ -308,10 +462,11 @@ impl Miner {
                 same += 1;
             } else if self.interner.is_keyword(x)
                 && self.interner.is_keyword(y)
-                && self
-                    .variety
-                    .get(&(key.0, key.1, pos))
-                    .is_none_or(|v| v.len() <= cap)
+                && [a, b].iter().all(|t| {
+                    self.variety
+                        .get(&variety_key(key, t, pos))
+                        .is_none_or(|v| v.len() <= cap)
+                })
             {
                 return None;
             }
@@ -392,8 +547,13 @@ impl Miner {
         let Some(moved) = self.clusters.get(from).map(|c| c.template.clone()) else {
             return into;
         };
+        let mut members = 1;
         if let Some(f) = self.clusters.get_mut(from) {
             f.parent = into;
+            members = f.members;
+        }
+        if let Some(i) = self.clusters.get_mut(into) {
+            i.members += members;
         }
         if let Some(t) = self.clusters.get_mut(into).map(|c| &mut c.template) {
             t.count += moved.count;
@@ -515,6 +675,45 @@ mod tests {
         let t = m.template_of(b).unwrap();
         assert_eq!(t.text, "could not resolve host <*> error <*>");
         assert_eq!(t.count, 2);
+    }
+
+    #[test]
+    fn values_with_and_without_units_share_a_template() {
+        let mut m = Miner::default();
+        let a = m.add("conn close, 850 bytes sent, lifetime 00:02");
+        let b = m.add("conn close, 1190 bytes (1.16 KB) sent, lifetime <1 sec");
+        let c = m.add("conn close, 12 bytes (1.2 MB) sent, lifetime 01:10");
+        assert_eq!(m.template_of(a), m.template_of(b));
+        assert_eq!(m.template_of(a), m.template_of(c));
+        assert_eq!(
+            m.template_of(a).unwrap().text,
+            "conn close, <*> sent, lifetime <*>"
+        );
+    }
+
+    #[test]
+    fn dates_are_values_and_hosts_before_ports_too() {
+        let mut m = Miner::default();
+        let a = m.add("connection from 10.0.0.1 at Fri Jun 17 07:07:00 2005");
+        let b = m.add("connection from 10.0.0.2 at Sat Jul  2 17:00:01 2005");
+        assert_eq!(m.template_of(a), m.template_of(b));
+        let c = m.add("db.example.org:5432 open through proxy");
+        let d = m.add("10.1.2.3:80 open through proxy");
+        assert_eq!(m.template_of(c), m.template_of(d));
+        assert_eq!(m.template_of(c).unwrap().text, "<*>:<*> open through proxy");
+    }
+
+    #[test]
+    fn keys_with_word_values_and_names_with_digits_are_keywords() {
+        let mut m = Miner::default();
+        let root = m.add("auth failure; uid=0 rhost=10.0.0.1 user=root");
+        let guest = m.add("auth failure; uid=0 rhost=10.0.0.2 user=guest");
+        let root2 = m.add("auth failure; uid=5 rhost=10.0.0.3 user=root");
+        assert_ne!(m.template_of(root), m.template_of(guest));
+        assert_eq!(m.template_of(root), m.template_of(root2));
+        let https = m.add("10.0.0.1:22 open through proxy 10.0.0.9:80 HTTPS");
+        let socks = m.add("10.0.0.2:22 open through proxy 10.0.0.9:80 SOCKS5");
+        assert_ne!(m.template_of(https), m.template_of(socks));
     }
 
     #[test]

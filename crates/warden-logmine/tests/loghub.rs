@@ -57,7 +57,7 @@ fn every_loghub_header_splits_like_the_regex() {
     assert_eq!(checked, 9 * 2000);
 }
 
-const GA_FLOOR: f64 = 0.83;
-const FGA_FLOOR: f64 = 0.88;
-const PA_FLOOR: f64 = 0.52;
-const FTA_FLOOR: f64 = 0.60;
+const GA_FLOOR: f64 = 0.96;
+const FGA_FLOOR: f64 = 0.94;
+const PA_FLOOR: f64 = 0.59;
+const FTA_FLOOR: f64 = 0.69;

@@ -204,3 +204,131 @@ impl TrustStore for SqliteStore {
         Ok(row.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+    use warden_core::TrustPhase;
+    use warden_trust::{Outcome, RemediationResult, ReviewResult};
+
+    use super::*;
+
+    fn action(id: &str, state: ActionState) -> ActionRecord {
+        let now = Utc::now();
+        ActionRecord {
+            id: id.into(),
+            investigation: "inv-1".into(),
+            incident: "inc-1".into(),
+            environment: "dev".into(),
+            phase: TrustPhase::Remediate,
+            kind: "rollout_restart".into(),
+            namespace: "shop".into(),
+            target: "checkout".into(),
+            replicas: None,
+            confidence: 0.9,
+            state,
+            decision: serde_json::json!({"decision": "needs_approval"}),
+            created_at: now,
+            updated_at: now,
+            expires_at: now + Duration::minutes(15),
+            decided_by: None,
+            decided_at: None,
+            approval_expires_at: None,
+            detail: None,
+            execution: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_action_changes_state_only_from_the_expected_one() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let pending = action("act-1", ActionState::PendingApproval);
+        store.insert_action(&pending).await.unwrap();
+        assert!(matches!(
+            store.insert_action(&pending).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let mut approved = pending.clone();
+        approved.state = ActionState::Approved;
+        approved.decided_by = Some("alice".into());
+        assert!(
+            store
+                .update_action(&approved, ActionState::PendingApproval)
+                .await
+                .unwrap()
+        );
+        // A second approval racing the first finds the state changed.
+        assert!(
+            !store
+                .update_action(&approved, ActionState::PendingApproval)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.get_action("act-1").await.unwrap(), approved);
+        assert_eq!(store.list_actions(Some("inv-1")).await.unwrap().len(), 1);
+        assert!(store.list_actions(Some("inv-2")).await.unwrap().is_empty());
+        assert!(matches!(
+            store.get_action("act-404").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn outcomes_phase_state_and_signoffs_round_trip_per_environment() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let later = OutcomeRecord::new(
+            "dev",
+            "warden",
+            t0 + Duration::seconds(5),
+            Outcome::Remediation {
+                result: RemediationResult::RolledBack,
+            },
+        );
+        let earlier = OutcomeRecord::new(
+            "dev",
+            "rick",
+            t0,
+            Outcome::ShadowReview {
+                result: ReviewResult::Correct,
+            },
+        )
+        .investigation("inv-1");
+        let other = OutcomeRecord::new(
+            "prod",
+            "rick",
+            t0,
+            Outcome::ShadowReview {
+                result: ReviewResult::Wrong,
+            },
+        );
+        for o in [&later, &earlier, &other] {
+            store.record_outcome(o).await.unwrap();
+        }
+        assert_eq!(store.outcomes("dev").await.unwrap(), vec![earlier, later]);
+
+        assert_eq!(store.phase_state("dev").await.unwrap(), None);
+        let state = PhaseState {
+            environment: "dev".into(),
+            phase: TrustPhase::Assist,
+            since: t0,
+            reason: "demoted".into(),
+            configured_phase: TrustPhase::Remediate,
+        };
+        store.set_phase_state(&state).await.unwrap();
+        assert_eq!(store.phase_state("dev").await.unwrap(), Some(state));
+
+        let s = Signoff {
+            environment: "dev".into(),
+            to_phase: TrustPhase::Autonomous,
+            role: "platform_lead".into(),
+            subject: "carol".into(),
+            at: t0,
+        };
+        store.add_signoff(&s).await.unwrap();
+        store.add_signoff(&s).await.unwrap();
+        assert_eq!(store.signoffs("dev").await.unwrap(), vec![s]);
+        assert!(store.signoffs("prod").await.unwrap().is_empty());
+        assert!(!store.is_agent_credential([7u8; 32]).await.unwrap());
+    }
+}

@@ -162,6 +162,11 @@ impl Locator {
         }
     }
 
+    /// The position of exactly `path`, if it is in the text.
+    pub fn position(&self, path: &str) -> Option<Position> {
+        self.positions.get(path).copied()
+    }
+
     /// The position of `path`, or of its nearest ancestor present in the
     /// text (a field left out takes its default, which lives in its parent),
     /// with the path that was found.

@@ -267,6 +267,7 @@ pub fn spec(role: &str, profile: ResourceProfile, deadline_in: Duration) -> (Job
         data_sources: vec![],
         report_url: format!("http://127.0.0.1:9/api/v1/investigations/{id}/report"),
         llm: None,
+        reads: None,
     };
     let spec = JobSpec {
         investigation_id: id,
