@@ -735,20 +735,6 @@ pub async fn investigate_with(
     let stop_at = cfg
         .stop_at
         .unwrap_or_else(|| input.deadline - delivery_reserve(now, input.deadline));
-    let gate = ReadGate::for_input(input);
-    match &gate {
-        None => events.warn(
-            "reads_not_gated",
-            json!({"reason": "the input carries no read policy (written before the read gate existed)"}),
-        ),
-        Some(g) => match g.load_error() {
-            Some(e) => events.error("read_gate_failed", json!({"error": e, "effect": "every read is denied"})),
-            None => events.info(
-                "read_gate",
-                json!({"phase": g.phase(), "environment": g.environment()}),
-            ),
-        },
-    }
     events.info(
         "started",
         json!({
@@ -759,6 +745,23 @@ pub async fn investigate_with(
             "window": window,
         }),
     );
+    let gate = ReadGate::for_input(input);
+    match &gate {
+        None => events.warn(
+            "reads_not_gated",
+            json!({"reason": "the input carries no read policy (written before the read gate existed)"}),
+        ),
+        Some(g) => match g.load_error() {
+            Some(e) => events.error(
+                "read_gate_failed",
+                json!({"error": e, "effect": "every read is denied"}),
+            ),
+            None => events.info(
+                "read_gate",
+                json!({"phase": g.phase(), "environment": g.environment()}),
+            ),
+        },
+    }
     let mut run = Run {
         sources,
         events,
