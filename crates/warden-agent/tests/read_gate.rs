@@ -401,3 +401,88 @@ async fn an_input_without_a_read_policy_still_parses_and_says_it_is_not_gated() 
     assert_eq!(named(&events, "reads_not_gated").len(), 1);
     assert!(named(&events, "read_gate").is_empty());
 }
+
+/// A control plane stand-in that keeps the delivered reports.
+async fn report_sink() -> (String, Arc<std::sync::Mutex<Vec<Report>>>) {
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = reports.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let kept = kept.clone();
+        async move {
+            kept.lock()
+                .unwrap()
+                .push(serde_json::from_str::<Report>(&body).unwrap());
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, reports)
+}
+
+#[tokio::test]
+async fn a_job_builds_its_gate_from_the_input_document() {
+    let bundle = common::network_path_bundle();
+    let (prometheus, prometheus_hits) = counting_prometheus().await;
+    let (sink, reports) = report_sink().await;
+    // Network monitoring is not readable in shadow here; the Prometheus
+    // serving it must never be asked, while the bundle still diagnoses.
+    let readable: Vec<&str> = ALL
+        .iter()
+        .copied()
+        .filter(|d| *d != "network-monitoring")
+        .collect();
+    let mut input = input(
+        &bundle,
+        read_policy(&readable),
+        json!([{"kind": "prometheus", "name": "prom-net", "url": prometheus, "domains": ["network"], "retries": 0}]),
+    );
+    // The bundle covers the network domain too: give it a domain of its own.
+    input
+        .reads
+        .as_mut()
+        .unwrap()
+        .domains
+        .push(domain("telemetry-bundle", &["*"], "bundle"));
+    let reads = input.reads.as_mut().unwrap();
+    reads
+        .phases
+        .shadow
+        .readable_domains
+        .push("telemetry-bundle".into());
+    input.report_url = format!("{sink}/report");
+    let document =
+        serde_json::to_vec(&json!({"input": input, "result_credential": "c-1"})).unwrap();
+
+    let log = warden_agent::CapturedLog::default();
+    let policy = warden_agent::DeliveryPolicy::default();
+    let code = warden_agent::run_job_with(
+        std::io::Cursor::new(document),
+        Box::new(log.clone()),
+        &policy,
+    )
+    .await;
+    assert_eq!(code, warden_agent::job::EXIT_DELIVERED, "{}", log.text());
+    assert_eq!(prometheus_hits.load(Ordering::SeqCst), 0);
+
+    let events = log.events();
+    assert_eq!(named(&events, "read_gate").len(), 1);
+    let denied = named(&events, "read_denied");
+    assert!(!denied.is_empty());
+    assert!(
+        denied.iter().all(|e| e["source"] == "prom-net"),
+        "{denied:#?}"
+    );
+
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_firewall_diagnosis(&reports[0]);
+    let gate = gate_evidence(&reports[0]);
+    assert_eq!(gate.len(), 1, "{:#?}", reports[0].evidence);
+    assert!(
+        gate[0].summary.contains("network-monitoring"),
+        "{}",
+        gate[0].summary
+    );
+}

@@ -632,3 +632,42 @@ impl Scheduler {
         self.metrics.jobs_queued.set(self.queue.len() as i64);
     }
 }
+
+#[cfg(test)]
+mod read_policy_tests {
+    use super::*;
+
+    #[test]
+    fn the_read_policy_carries_the_gate_configuration_and_the_policy_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.cedar"),
+            "@id(\"from-file\") forbid (principal, action == Action::\"read\", resource) when { false };",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.policy.directory = Some(dir.path().to_path_buf());
+        config.policy.inline =
+            vec!["@id(\"inline\") forbid (principal, action, resource) when { false };".into()];
+        let reads = read_policy(&config).unwrap();
+        assert_eq!(reads.environment, config.trust.environment);
+        assert_eq!(reads.phases, config.phases);
+        assert_eq!(reads.protected_namespaces, config.namespaces.protected);
+        assert_eq!(reads.target_namespaces, config.namespaces.targets);
+        let logs = reads
+            .domains
+            .iter()
+            .find(|d| d.name == "log-aggregation")
+            .unwrap();
+        assert_eq!(logs.connector, "loki");
+        assert_eq!(logs.serves, ["*"]);
+        let origins: Vec<&str> = reads.policies.iter().map(|p| p.origin.as_str()).collect();
+        assert_eq!(origins.len(), 2);
+        assert!(origins[0].ends_with("a.cedar"), "{origins:?}");
+        assert_eq!(origins[1], "policy.inline[0]");
+
+        config.policy.directory = Some(dir.path().join("missing"));
+        let err = read_policy(&config).unwrap_err();
+        assert!(err.contains("could not load the read policies"), "{err}");
+    }
+}

@@ -376,10 +376,30 @@ impl TrustService {
         Ok(out)
     }
 
+    /// The actions, with every proposal or approval past its TTL marked
+    /// expired first, so a list never shows a stale one as waiting.
     pub async fn actions(
         &self,
         investigation: Option<&str>,
     ) -> Result<Vec<ActionRecord>, TrustError> {
+        let now = Utc::now();
+        for a in self.store.list_actions(investigation).await? {
+            let stale = match a.state {
+                ActionState::PendingApproval => now > a.expires_at,
+                ActionState::Approved => a.approval_expires_at.is_none_or(|t| now > t),
+                _ => false,
+            };
+            if stale {
+                let why = format!(
+                    "not acted on within {} s",
+                    self.config.trust.approvals.ttl_seconds
+                );
+                // A concurrent change wins; the list shows whatever it left.
+                if let Err(e) = self.expire(&a, now, why).await {
+                    tracing::debug!(action = %a.id, error = %e, "expiring a stale action");
+                }
+            }
+        }
         Ok(self.store.list_actions(investigation).await?)
     }
 
@@ -570,6 +590,7 @@ impl TrustService {
         let request = ExecutionRequest {
             action_id: id.to_string(),
             investigation: action.investigation.clone(),
+            phase: action.phase,
             action: proposed,
         };
         let executed = executor.execute(&request).await;

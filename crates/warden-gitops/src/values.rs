@@ -17,6 +17,19 @@ pub fn values(config: &Config, env: &str, phase: TrustPhase, objects: &[Value]) 
     let config_yaml = serde_yaml::to_string(&effective).unwrap_or_default();
     let k = &config.runtime.kubernetes;
     let ns = &config.namespaces;
+    // The control plane creates each remediation's Role, so it must hold
+    // every permission it grants (Kubernetes refuses escalation): exactly
+    // the phase's allowed actions, in the target namespaces.
+    let mut rules: Vec<Value> = Vec::new();
+    for action in &config.phases.get(phase).actions {
+        for p in action.permissions() {
+            let rule =
+                json!({ "apiGroups": [p.api_group], "resources": [p.resource], "verbs": p.verbs });
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+    }
     json!({
         "environment": env,
         "phase": phase.as_str(),
@@ -31,5 +44,6 @@ pub fn values(config: &Config, env: &str, phase: TrustPhase, objects: &[Value]) 
         },
         "config": config_yaml,
         "phaseObjects": objects,
+        "remediation": { "enabled": !rules.is_empty(), "rules": rules },
     })
 }

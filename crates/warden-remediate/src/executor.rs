@@ -158,6 +158,7 @@ impl RemediationExecutor for KubeExecutor {
             &request.action,
             &request.action_id,
             &request.investigation,
+            request.phase,
             &self.settings,
         )
         .map_err(|e| ExecutionError::Refused(e.to_string()))?;

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use warden_core::{ActionKind, ProposedAction};
+use warden_core::{ActionKind, ProposedAction, TrustPhase};
 
 /// Settings of remediation jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +212,7 @@ pub fn build(
     action: &ProposedAction,
     action_id: &str,
     investigation: &str,
+    phase: TrustPhase,
     settings: &JobSettings,
 ) -> Result<RemediationObjects, ObjectsError> {
     validate_action(action, settings.max_replicas)?;
@@ -221,6 +222,8 @@ pub fn build(
         "app.kubernetes.io/managed-by": "warden",
         "warden.dev/action": action_id,
         "warden.dev/investigation": investigation,
+        // Selected by the phase's rendered egress NetworkPolicy.
+        "warden.dev/phase": phase.as_str(),
     });
     let annotations = json!({
         "warden.dev/action-kind": action.kind.as_str(),
@@ -354,18 +357,18 @@ mod tests {
         let mut a = action(ActionKind::ScaleDeployment);
         a.replicas = Some(500);
         assert!(matches!(
-            build(&a, "act-1", "inv-1", &s),
+            build(&a, "act-1", "inv-1", TrustPhase::Remediate, &s),
             Err(ObjectsError::Replicas { .. })
         ));
         let mut a = action(ActionKind::RestartPod);
         a.target = "../etc".into();
         assert!(matches!(
-            build(&a, "act-1", "inv-1", &s),
+            build(&a, "act-1", "inv-1", TrustPhase::Remediate, &s),
             Err(ObjectsError::Name { .. })
         ));
         let a = action(ActionKind::RestartPod);
         assert!(matches!(
-            build(&a, "act-X/", "inv-1", &s),
+            build(&a, "act-X/", "inv-1", TrustPhase::Remediate, &s),
             Err(ObjectsError::ActionId(_))
         ));
     }
@@ -374,7 +377,7 @@ mod tests {
     fn the_role_grants_exactly_the_actions_permissions_on_the_target() {
         let s = JobSettings::default();
         for k in ActionKind::ALL {
-            let o = build(&action(k), "act-01abc", "inv-1", &s).unwrap();
+            let o = build(&action(k), "act-01abc", "inv-1", TrustPhase::Remediate, &s).unwrap();
             assert_eq!(o.role.metadata.namespace.as_deref(), Some("shop"));
             let rules = o.role.rules.unwrap_or_default();
             assert_eq!(rules.len(), k.permissions().len());

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use warden_core::{ActionKind, ProposedAction};
+use warden_core::{ActionKind, ProposedAction, TrustPhase};
 use warden_kube_fake::{FakeApiServer, ServiceAccountIdentity};
 use warden_remediate::fake_kubelet::FakeKubelet;
 use warden_remediate::objects::role_rules;
@@ -88,6 +88,7 @@ async fn a_scale_runs_as_its_own_account_which_cannot_touch_another_deployment()
     let request = ExecutionRequest {
         action_id: "act-01scale".into(),
         investigation: "inv-1".into(),
+        phase: TrustPhase::Remediate,
         action: action(ActionKind::ScaleDeployment, "checkout"),
     };
     let report = tokio::time::timeout(Duration::from_secs(15), executor.execute(&request))
@@ -152,6 +153,7 @@ async fn restart_pod_and_rollout_restart_touch_only_their_target() {
         .execute(&ExecutionRequest {
             action_id: "act-01pod".into(),
             investigation: "inv-1".into(),
+            phase: TrustPhase::Remediate,
             action: action(ActionKind::RestartPod, "checkout-1"),
         })
         .await
@@ -165,6 +167,7 @@ async fn restart_pod_and_rollout_restart_touch_only_their_target() {
         .execute(&ExecutionRequest {
             action_id: "act-01restart".into(),
             investigation: "inv-1".into(),
+            phase: TrustPhase::Remediate,
             action: action(ActionKind::RolloutRestart, "checkout"),
         })
         .await
@@ -216,6 +219,7 @@ async fn rollback_restores_the_previous_replicasets_template() {
         .execute(&ExecutionRequest {
             action_id: "act-01rollback".into(),
             investigation: "inv-1".into(),
+            phase: TrustPhase::Remediate,
             action: action(ActionKind::RollbackDeployment, "checkout"),
         })
         .await
@@ -250,6 +254,7 @@ async fn a_failed_action_is_reported_as_not_applied_and_still_cleaned_up() {
         .execute(&ExecutionRequest {
             action_id: "act-01missing".into(),
             investigation: "inv-1".into(),
+            phase: TrustPhase::Remediate,
             action: action(ActionKind::RolloutRestart, "no-such-deployment"),
         })
         .await
@@ -294,6 +299,7 @@ async fn an_out_of_bounds_scale_is_refused_before_any_object_exists() {
         .execute(&ExecutionRequest {
             action_id: "act-01big".into(),
             investigation: "inv-1".into(),
+            phase: TrustPhase::Remediate,
             action: a,
         })
         .await

@@ -9,7 +9,7 @@
 //! scripts/install-test-deps.sh; a missing tool fails the test.
 
 use serde_json::Value;
-use warden_core::{ActionKind, ProposedAction};
+use warden_core::{ActionKind, ProposedAction, TrustPhase};
 use warden_remediate::{JobSettings, build};
 
 const CHECKOV_SKIPS: &[(&str, &str)] = &[
@@ -43,6 +43,7 @@ fn objects() -> Vec<Value> {
             &action,
             &format!("act-01jd{i:022}"),
             "inv-1",
+            TrustPhase::Remediate,
             &JobSettings::default(),
         )
         .unwrap();

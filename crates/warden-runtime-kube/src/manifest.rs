@@ -31,6 +31,8 @@ pub const LABEL_MANAGED_BY_VALUE: &str = "warden";
 pub const LABEL_INVESTIGATION: &str = "warden.dev/investigation";
 pub const ANNOTATION_COMPLEXITY: &str = "warden.dev/complexity";
 pub const ANNOTATION_PHASE: &str = "warden.dev/phase";
+/// Also a label: the rendered egress NetworkPolicies select pods by phase.
+pub const LABEL_PHASE: &str = "warden.dev/phase";
 /// The one container of the pod.
 pub const CONTAINER: &str = "agent";
 /// The warden binary inside the image (see the Dockerfile).
@@ -91,8 +93,9 @@ pub struct JobManifestInput<'a> {
     pub domains: &'a [DomainGrant],
 }
 
-fn labels(id: &InvestigationId) -> BTreeMap<String, String> {
+fn labels(id: &InvestigationId, phase: TrustPhase) -> BTreeMap<String, String> {
     BTreeMap::from([
+        (LABEL_PHASE.to_string(), phase.as_str().to_string()),
         (LABEL_NAME.to_string(), LABEL_NAME_VALUE.to_string()),
         (
             LABEL_MANAGED_BY.to_string(),
@@ -350,7 +353,7 @@ pub fn job_manifest(input: &JobManifestInput<'_>, settings: &KubeSettings) -> Jo
         metadata: ObjectMeta {
             name: Some(job_name(id)),
             namespace: Some(settings.namespace.clone()),
-            labels: Some(labels(id)),
+            labels: Some(labels(id, input.phase)),
             annotations: Some(annotations(input)),
             ..ObjectMeta::default()
         },
@@ -363,7 +366,7 @@ pub fn job_manifest(input: &JobManifestInput<'_>, settings: &KubeSettings) -> Jo
             pod_failure_policy: Some(pod_failure_policy()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(id)),
+                    labels: Some(labels(id, input.phase)),
                     annotations: Some(pod_annotations),
                     ..ObjectMeta::default()
                 }),

@@ -310,7 +310,11 @@ const INVESTIGATION_COLUMNS: &str = "id, incident_id, phase, plan, state, failur
 impl Store for SqliteStore {
     async fn apply_intake(&self, write: &IntakeWrite) -> Result<(), StoreError> {
         let now = ts(Utc::now());
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         for s in &write.incidents {
             Self::upsert_incident(&mut tx, s).await?;
         }
@@ -469,7 +473,13 @@ impl Store for SqliteStore {
     }
 
     async fn deliver_report(&self, new: NewReport<'_>) -> Result<Investigation, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // IMMEDIATE: this transaction reads then writes; a deferred one would
+        // fail with BUSY instead of waiting when another writer is active.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let sql = format!(
             "SELECT {INVESTIGATION_COLUMNS}, credential_hash FROM investigations WHERE id = ?"
         );

@@ -3,12 +3,15 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use warden_core::ProposedAction;
+use warden_core::{ProposedAction, TrustPhase};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRequest {
     pub action_id: String,
     pub investigation: String,
+    /// The phase the action was decided in: it labels the remediation pod,
+    /// which the rendered NetworkPolicies select by phase.
+    pub phase: TrustPhase,
     pub action: ProposedAction,
 }
 

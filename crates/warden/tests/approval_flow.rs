@@ -627,6 +627,8 @@ async fn a_proposal_not_approved_within_its_ttl_expires() {
         .unwrap()
         .to_string();
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The list shows it expired, not waiting.
+    assert_eq!(h.actions(&job, 1).await[0]["state"], "expired");
     let (s, body) = h
         .post(
             &format!("/api/v1/actions/{id}/approve"),

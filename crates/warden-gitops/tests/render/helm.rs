@@ -148,5 +148,34 @@ fn helm_template_of_a_remediating_environment_yields_its_state() {
             .iter()
             .any(|o| o["metadata"]["name"] == "warden-remediate-remediate")
     );
-    check(&template(&out.join("values-dev.yaml"), state));
+    let objects = template(&out.join("values-dev.yaml"), state);
+    // The control plane may create each remediation's Role only if it holds
+    // what it grants: exactly the phase's actions' permissions, per target.
+    let mut expected: Vec<Value> = vec![serde_json::json!({
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["create", "get", "delete"],
+    })];
+    for action in &config.phases.remediate.actions {
+        for p in action.permissions() {
+            let rule = serde_json::json!({
+                "apiGroups": [p.api_group], "resources": [p.resource], "verbs": p.verbs,
+            });
+            if !expected.contains(&rule) {
+                expected.push(rule);
+            }
+        }
+    }
+    for ns in &config.namespaces.targets {
+        let role = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "Role"
+                    && o["metadata"]["name"] == "warden-remediation"
+                    && o["metadata"]["namespace"] == ns.as_str()
+            })
+            .unwrap_or_else(|| panic!("no remediation Role for the control plane in {ns}"));
+        assert_eq!(role["rules"], Value::Array(expected.clone()), "{ns}");
+    }
+    check(&objects);
 }
