@@ -140,13 +140,6 @@ fn explicit_config(
     Ok(kube::Config::new(uri))
 }
 
-fn rank(level: &str) -> usize {
-    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-        .iter()
-        .position(|l| l.eq_ignore_ascii_case(level))
-        .unwrap_or(2)
-}
-
 /// `web-7d9f8c6b5` → `web`, `web-7d9f8c6b5-x2kq9` → `web`: the workload
 /// behind a generated name (ReplicaSet hash, pod suffix).
 pub fn workload_name(name: &str) -> &str {
@@ -924,9 +917,9 @@ impl DataSource for KubernetesSource {
                 range,
                 limit,
             } => {
-                let floor = min_level.as_deref().map_or(0, rank);
+                let floor = min_level.as_deref().map_or(0, crate::levels::rank);
                 let keep = |l: &LogLine| {
-                    rank(&l.level) >= floor
+                    crate::levels::rank(&l.level) >= floor
                         && contains.as_deref().is_none_or(|c| l.message.contains(c))
                 };
                 let lines = self.logs(service.as_deref(), *range, *limit, keep).await?;

@@ -6,6 +6,14 @@
 //! (`2024-05-01T10:00:00Z ERROR ...`, `[WARN]`). [`detect`] looks for those in
 //! that order and says `INFO` when it finds none.
 
+/// Severity order of the agent's level names; an unknown name counts as INFO.
+pub fn rank(level: &str) -> usize {
+    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+        .iter()
+        .position(|l| l.eq_ignore_ascii_case(level))
+        .unwrap_or(2)
+}
+
 /// The agent's name for a level word, if it is one.
 pub fn normalise(word: &str) -> Option<&'static str> {
     let w = word.trim_matches(|c: char| !c.is_ascii_alphabetic());

@@ -377,13 +377,6 @@ impl LokiSource {
     }
 }
 
-fn rank(level: &str) -> usize {
-    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-        .iter()
-        .position(|l| l.eq_ignore_ascii_case(level))
-        .unwrap_or(2)
-}
-
 #[async_trait]
 impl DataSource for LokiSource {
     fn name(&self) -> &str {
@@ -410,7 +403,7 @@ impl DataSource for LokiSource {
         };
         let logql = self.logql(service.as_deref(), contains.as_deref());
         let answer = self.query_range(&logql, *range, *limit).await?;
-        let floor = min_level.as_deref().map_or(0, rank);
+        let floor = min_level.as_deref().map_or(0, crate::levels::rank);
         let last_ts = answer.entries.last().map(|e| e.ts);
         let kept = answer.entries.len();
         let mut lines: Vec<LogLine> = answer
@@ -418,7 +411,7 @@ impl DataSource for LokiSource {
             .into_iter()
             .enumerate()
             .map(|(i, e)| self.log_line(e, i as u64 + 1))
-            .filter(|l| rank(&l.level) >= floor)
+            .filter(|l| crate::levels::rank(&l.level) >= floor)
             .collect();
         if answer.truncated {
             lines.push(LogLine {

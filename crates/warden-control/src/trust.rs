@@ -440,6 +440,47 @@ impl TrustService {
         .await
     }
 
+    /// The action `id` if `op` may decide it and it still awaits a decision.
+    async fn pending(
+        &self,
+        op: &Operator,
+        id: &str,
+        verb: &str,
+    ) -> Result<ActionRecord, TrustError> {
+        op.require(Role::Approver)?;
+        let action = self.store.get_action(id).await?;
+        if action.state != ActionState::PendingApproval {
+            return Err(TrustError::Conflict(format!(
+                "action {id} is {}; only a pending_approval action can be {verb}",
+                action.state.as_str()
+            )));
+        }
+        Ok(action)
+    }
+
+    /// Stores an operator's decision on a pending action and records it as
+    /// an approval outcome.
+    async fn decided(
+        &self,
+        op: &Operator,
+        next: &ActionRecord,
+        now: DateTime<Utc>,
+        approved: bool,
+    ) -> Result<(), TrustError> {
+        self.transition(next, ActionState::PendingApproval).await?;
+        self.record(
+            OutcomeRecord::new(
+                self.environment(),
+                &op.subject,
+                now,
+                Outcome::ApprovalDecision { approved },
+            )
+            .investigation(&next.investigation)
+            .action(&next.id),
+        )
+        .await
+    }
+
     /// An operator (approver or above) approves a pending action. The
     /// approval is audited before it is stored; execution is separate.
     pub async fn approve(
@@ -448,14 +489,7 @@ impl TrustService {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<ActionRecord, TrustError> {
-        op.require(Role::Approver)?;
-        let action = self.store.get_action(id).await?;
-        if action.state != ActionState::PendingApproval {
-            return Err(TrustError::Conflict(format!(
-                "action {id} is {}; only a pending_approval action can be approved",
-                action.state.as_str()
-            )));
-        }
+        let action = self.pending(op, id, "approved").await?;
         if now > action.expires_at {
             let why = format!(
                 "the proposal expired at {} before it was approved",
@@ -482,18 +516,7 @@ impl TrustService {
                 })),
         )
         .await?;
-        self.transition(&next, ActionState::PendingApproval).await?;
-        self.record(
-            OutcomeRecord::new(
-                self.environment(),
-                &op.subject,
-                now,
-                Outcome::ApprovalDecision { approved: true },
-            )
-            .investigation(&action.investigation)
-            .action(id),
-        )
-        .await?;
+        self.decided(op, &next, now, true).await?;
         Ok(next)
     }
 
@@ -505,14 +528,7 @@ impl TrustService {
         reason: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<ActionRecord, TrustError> {
-        op.require(Role::Approver)?;
-        let action = self.store.get_action(id).await?;
-        if action.state != ActionState::PendingApproval {
-            return Err(TrustError::Conflict(format!(
-                "action {id} is {}; only a pending_approval action can be denied",
-                action.state.as_str()
-            )));
-        }
+        let action = self.pending(op, id, "denied").await?;
         let mut next = action.clone();
         next.state = ActionState::Denied;
         next.decided_by = Some(op.subject.clone());
@@ -529,18 +545,7 @@ impl TrustService {
                 .detail(json!({ "role": op.role, "reason": reason })),
         )
         .await?;
-        self.transition(&next, ActionState::PendingApproval).await?;
-        self.record(
-            OutcomeRecord::new(
-                self.environment(),
-                &op.subject,
-                now,
-                Outcome::ApprovalDecision { approved: false },
-            )
-            .investigation(&action.investigation)
-            .action(id),
-        )
-        .await?;
+        self.decided(op, &next, now, false).await?;
         Ok(next)
     }
 

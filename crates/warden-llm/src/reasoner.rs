@@ -38,7 +38,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use warden_core::ports::{
     Assessment, Focus, Observation, PlannedQuery, ProposedHypothesis, Query, Reasoner,
-    ReasonerError, ReasoningContext,
+    ReasonerError, ReasoningContext, broad_survey,
 };
 use warden_core::report::{HypothesisStatus, LlmCall, Remediation, RootCause};
 use warden_core::{Domain, LlmSettings};
@@ -369,13 +369,6 @@ fn domain_of(query: Option<&Query>) -> Domain {
     })
 }
 
-fn planned(query: Query, purpose: &str) -> PlannedQuery {
-    PlannedQuery {
-        source: None,
-        query,
-        purpose: purpose.to_string(),
-    }
-}
 
 #[async_trait]
 impl Reasoner for LlmReasoner {
@@ -384,37 +377,7 @@ impl Reasoner for LlmReasoner {
     }
 
     async fn survey(&mut self, ctx: &ReasoningContext) -> Result<Vec<PlannedQuery>, ReasonerError> {
-        let range = ctx.window;
-        Ok(vec![
-            planned(Query::Topology, "the dependency graph"),
-            planned(
-                Query::Metrics {
-                    metric: None,
-                    labels: BTreeMap::new(),
-                    range,
-                },
-                "every series, to score anomalies",
-            ),
-            planned(
-                Query::Logs {
-                    service: None,
-                    min_level: Some("WARN".to_string()),
-                    contains: None,
-                    range,
-                    limit: SURVEY_LOG_LIMIT,
-                },
-                "warnings and errors of every service, to mine templates",
-            ),
-            planned(Query::Changes { range }, "changes around the incident"),
-            planned(
-                Query::Flows {
-                    service: None,
-                    range,
-                },
-                "network flows, to find impaired paths",
-            ),
-            planned(Query::SecurityEvents { range }, "security sensor events"),
-        ])
+        Ok(broad_survey(ctx.window, SURVEY_LOG_LIMIT))
     }
 
     async fn hypothesize(

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use warden_core::ports::{
     Assessment, Focus, Observation, PlannedQuery, ProposedHypothesis, Query, Reasoner,
-    ReasonerError, ReasoningContext,
+    ReasonerError, ReasoningContext, broad_survey,
 };
 use warden_core::report::{HypothesisStatus, LlmCall, Remediation, RootCause};
 use warden_core::telemetry::TimeRange;
@@ -594,11 +594,7 @@ fn differential_plan(subject: &Subject, range: TimeRange, limit: usize) -> Vec<P
 }
 
 fn planned(query: Query, purpose: &str) -> PlannedQuery {
-    PlannedQuery {
-        source: None,
-        query,
-        purpose: purpose.to_string(),
-    }
+    PlannedQuery::everywhere(query, purpose)
 }
 
 #[async_trait]
@@ -608,37 +604,7 @@ impl Reasoner for BuiltinReasoner {
     }
 
     async fn survey(&mut self, ctx: &ReasoningContext) -> Result<Vec<PlannedQuery>, ReasonerError> {
-        let range = ctx.window;
-        Ok(vec![
-            planned(Query::Topology, "the dependency graph"),
-            planned(
-                Query::Metrics {
-                    metric: None,
-                    labels: BTreeMap::new(),
-                    range,
-                },
-                "every series, to score anomalies",
-            ),
-            planned(
-                Query::Logs {
-                    service: None,
-                    min_level: Some("WARN".to_string()),
-                    contains: None,
-                    range,
-                    limit: self.cfg.survey_log_limit,
-                },
-                "warnings and errors of every service, to mine templates",
-            ),
-            planned(Query::Changes { range }, "changes around the incident"),
-            planned(
-                Query::Flows {
-                    service: None,
-                    range,
-                },
-                "network flows, to find impaired paths",
-            ),
-            planned(Query::SecurityEvents { range }, "security sensor events"),
-        ])
+        Ok(broad_survey(ctx.window, self.cfg.survey_log_limit))
     }
 
     async fn hypothesize(

@@ -14,7 +14,7 @@ pub use bootstrap::{BootstrapError, JobBootstrap};
 pub use data::{DataError, DataSource, Query, QueryResult};
 pub use reasoner::{
     Assessment, Bearing, Finding, Focus, Observation, PlannedQuery, ProposedHypothesis, Reasoner,
-    ReasonerError, ReasoningContext, SourceInfo,
+    ReasonerError, ReasoningContext, SourceInfo, broad_survey,
 };
 pub use runtime::{
     JobEvent, JobEventKind, JobEvents, JobHandle, JobOutcome, JobRuntime, JobSpec, RuntimeError,

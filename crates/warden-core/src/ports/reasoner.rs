@@ -70,6 +70,53 @@ pub struct PlannedQuery {
     pub purpose: String,
 }
 
+impl PlannedQuery {
+    /// A query for every source.
+    pub fn everywhere(query: Query, purpose: &str) -> PlannedQuery {
+        PlannedQuery {
+            source: None,
+            query,
+            purpose: purpose.to_string(),
+        }
+    }
+}
+
+/// The broad first look every reasoner starts with: the engines need all of
+/// it (topology, every series, warnings and errors, changes, flows, security
+/// events) before any hypothesis can be ranked.
+pub fn broad_survey(range: TimeRange, log_limit: usize) -> Vec<PlannedQuery> {
+    vec![
+        PlannedQuery::everywhere(Query::Topology, "the dependency graph"),
+        PlannedQuery::everywhere(
+            Query::Metrics {
+                metric: None,
+                labels: std::collections::BTreeMap::new(),
+                range,
+            },
+            "every series, to score anomalies",
+        ),
+        PlannedQuery::everywhere(
+            Query::Logs {
+                service: None,
+                min_level: Some("WARN".to_string()),
+                contains: None,
+                range,
+                limit: log_limit,
+            },
+            "warnings and errors of every service, to mine templates",
+        ),
+        PlannedQuery::everywhere(Query::Changes { range }, "changes around the incident"),
+        PlannedQuery::everywhere(
+            Query::Flows {
+                service: None,
+                range,
+            },
+            "network flows, to find impaired paths",
+        ),
+        PlannedQuery::everywhere(Query::SecurityEvents { range }, "security sensor events"),
+    ]
+}
+
 /// One answer to a planned query from one source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
