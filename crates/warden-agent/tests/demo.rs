@@ -11,12 +11,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use warden_agent::{BuiltinReasoner, BundleSource, EventLog, investigate};
 use warden_core::HypothesisStatus;
-use warden_core::alert::{Alert, AlertStatus, Fingerprint};
 use warden_core::ports::DataSource;
 use warden_core::report::{Hypothesis, Report};
 use warden_demo::{CHECKOUT, FIREWALL, ORDERS_API, RECOMMENDATIONS, Scenario};
@@ -25,30 +22,7 @@ use warden_demo::{CHECKOUT, FIREWALL, ORDERS_API, RECOMMENDATIONS, Scenario};
 /// `keep_unrelated` the unrelated alerts are merged in too, as if
 /// correlation had failed to separate them.
 fn incident_of(scenario: &Scenario, keep_unrelated: bool) -> warden_core::Incident {
-    let unrelated = scenario.expected().unrelated_services;
-    let mut alerts = BTreeMap::new();
-    for payload in scenario.storm() {
-        for a in payload["alerts"].as_array().unwrap() {
-            let labels: BTreeMap<String, String> =
-                serde_json::from_value(a["labels"].clone()).unwrap();
-            let is_unrelated = labels.get("service").is_some_and(|s| unrelated.contains(s));
-            if is_unrelated && !keep_unrelated {
-                continue;
-            }
-            let starts_at: DateTime<Utc> = serde_json::from_value(a["startsAt"].clone()).unwrap();
-            let fingerprint = Fingerprint::from_labels(&labels);
-            alerts.entry(fingerprint.clone()).or_insert(Alert {
-                fingerprint,
-                status: AlertStatus::Firing,
-                labels,
-                annotations: BTreeMap::new(),
-                starts_at,
-                ends_at: None,
-                generator_url: None,
-            });
-        }
-    }
-    common::incident(alerts.into_values().collect())
+    common::incident(scenario.distinct_alerts(keep_unrelated))
 }
 
 async fn diagnose(seed: u64, keep_unrelated: bool) -> Report {

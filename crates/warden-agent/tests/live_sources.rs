@@ -12,41 +12,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
 use warden_agent::job::open_sources;
 use warden_agent::secrets::DomainSecrets;
 use warden_agent::{BuiltinReasoner, EventLog, investigate};
 use warden_core::DataSourceConfig;
-use warden_core::alert::{Alert, AlertStatus, Fingerprint};
 use warden_demo::Scenario;
 
 fn incident_of(scenario: &Scenario) -> warden_core::Incident {
-    let unrelated = scenario.expected().unrelated_services;
-    let mut alerts = BTreeMap::new();
-    for payload in scenario.storm() {
-        for a in payload["alerts"].as_array().unwrap() {
-            let labels: BTreeMap<String, String> =
-                serde_json::from_value(a["labels"].clone()).unwrap();
-            if labels.get("service").is_some_and(|s| unrelated.contains(s)) {
-                continue;
-            }
-            let starts_at: DateTime<Utc> = serde_json::from_value(a["startsAt"].clone()).unwrap();
-            let fingerprint = Fingerprint::from_labels(&labels);
-            alerts.entry(fingerprint.clone()).or_insert(Alert {
-                fingerprint,
-                status: AlertStatus::Firing,
-                labels,
-                annotations: BTreeMap::new(),
-                starts_at,
-                ends_at: None,
-                generator_url: None,
-            });
-        }
-    }
-    common::incident(alerts.into_values().collect())
+    common::incident(scenario.distinct_alerts(false))
 }
 
 #[tokio::test]

@@ -89,6 +89,48 @@ impl Scenario {
             .collect()
     }
 
+    /// The storm's distinct alerts (first sighting of each fingerprint, in
+    /// fingerprint order), firing, as correlation hands them to an
+    /// investigation. Without `keep_unrelated` the alerts of the unrelated
+    /// services are left out, as correlation separates them.
+    pub fn distinct_alerts(&self, keep_unrelated: bool) -> Vec<warden_core::Alert> {
+        let unrelated = self.expected().unrelated_services;
+        let mut alerts = std::collections::BTreeMap::new();
+        for payload in self.storm() {
+            let Some(list) = payload.get("alerts").and_then(|a| a.as_array()) else {
+                continue;
+            };
+            for a in list {
+                let (Ok(labels), Ok(starts_at)) = (
+                    serde_json::from_value::<std::collections::BTreeMap<String, String>>(
+                        a.get("labels").cloned().unwrap_or_default(),
+                    ),
+                    serde_json::from_value::<DateTime<Utc>>(
+                        a.get("startsAt").cloned().unwrap_or_default(),
+                    ),
+                ) else {
+                    continue;
+                };
+                if !keep_unrelated && labels.get("service").is_some_and(|s| unrelated.contains(s)) {
+                    continue;
+                }
+                let fingerprint = warden_core::Fingerprint::from_labels(&labels);
+                alerts
+                    .entry(fingerprint.clone())
+                    .or_insert(warden_core::Alert {
+                        fingerprint,
+                        status: warden_core::AlertStatus::Firing,
+                        labels,
+                        annotations: std::collections::BTreeMap::new(),
+                        starts_at,
+                        ends_at: None,
+                        generator_url: None,
+                    });
+            }
+        }
+        alerts.into_values().collect()
+    }
+
     /// The webhook payloads with the time Alertmanager sends each, for a
     /// replay that keeps the original pacing.
     pub fn notifications(&self) -> Vec<Notification> {

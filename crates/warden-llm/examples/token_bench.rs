@@ -159,29 +159,7 @@ async fn demo() -> Measured {
     let scenario = warden_demo::Scenario::firewall_cascade(base, 7);
     let dir = tempfile::tempdir().unwrap();
     scenario.write_bundle(dir.path()).unwrap();
-    let unrelated = scenario.expected().unrelated_services;
-    let mut alerts = BTreeMap::new();
-    for payload in scenario.storm() {
-        for a in payload["alerts"].as_array().unwrap() {
-            let labels: BTreeMap<String, String> =
-                serde_json::from_value(a["labels"].clone()).unwrap();
-            if labels.get("service").is_some_and(|s| unrelated.contains(s)) {
-                continue;
-            }
-            let starts_at: DateTime<Utc> = serde_json::from_value(a["startsAt"].clone()).unwrap();
-            let fingerprint = Fingerprint::from_labels(&labels);
-            alerts.entry(fingerprint.clone()).or_insert(Alert {
-                fingerprint,
-                status: AlertStatus::Firing,
-                labels,
-                annotations: BTreeMap::new(),
-                starts_at,
-                ends_at: None,
-                generator_url: None,
-            });
-        }
-    }
-    let alerts: Vec<Alert> = alerts.into_values().collect();
+    let alerts: Vec<Alert> = scenario.distinct_alerts(false);
     let incident = incident_of(alerts, "demo: firewall cascade");
     let path = dir.path().to_string_lossy().into_owned();
     let input = input(

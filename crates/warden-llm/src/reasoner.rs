@@ -369,7 +369,6 @@ fn domain_of(query: Option<&Query>) -> Domain {
     })
 }
 
-
 #[async_trait]
 impl Reasoner for LlmReasoner {
     fn name(&self) -> &str {

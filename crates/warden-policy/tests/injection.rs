@@ -19,14 +19,14 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
 use warden_agent::{BuiltinReasoner, BundleSource, EventLog, investigate};
-use warden_core::alert::{Alert, AlertStatus, Fingerprint};
+use warden_core::alert::Alert;
 use warden_core::incident::{Incident, IncidentId, IncidentStatus};
 use warden_core::plan::{Complexity, Plan, PlannerConfig};
 use warden_core::ports::DataSource;
@@ -89,29 +89,7 @@ fn gate() -> ActionGate {
 }
 
 fn incident_of(scenario: &Scenario) -> Incident {
-    let unrelated = scenario.expected().unrelated_services;
-    let mut alerts = BTreeMap::new();
-    for payload in scenario.storm() {
-        for a in payload["alerts"].as_array().unwrap() {
-            let labels: BTreeMap<String, String> =
-                serde_json::from_value(a["labels"].clone()).unwrap();
-            if labels.get("service").is_some_and(|s| unrelated.contains(s)) {
-                continue;
-            }
-            let starts_at: DateTime<Utc> = serde_json::from_value(a["startsAt"].clone()).unwrap();
-            let fingerprint = Fingerprint::from_labels(&labels);
-            alerts.entry(fingerprint.clone()).or_insert(Alert {
-                fingerprint,
-                status: AlertStatus::Firing,
-                labels,
-                annotations: BTreeMap::new(),
-                starts_at,
-                ends_at: None,
-                generator_url: None,
-            });
-        }
-    }
-    let alerts: Vec<Alert> = alerts.into_values().collect();
+    let alerts: Vec<Alert> = scenario.distinct_alerts(false);
     let first = alerts.iter().map(|a| a.starts_at).min().unwrap();
     let last = alerts.iter().map(|a| a.starts_at).max().unwrap();
     Incident {

@@ -3,16 +3,15 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use secrecy::SecretString;
 use tempfile::TempDir;
 use warden_agent::briefing::EngineBriefing;
 use warden_agent::{BundleSource, EventLog, investigate};
-use warden_core::alert::{Alert, AlertStatus, Fingerprint};
+use warden_core::alert::Alert;
 use warden_core::ports::DataSource;
 use warden_core::report::Report;
 use warden_core::{
@@ -49,29 +48,7 @@ pub fn demo() -> Demo {
     let scenario = Scenario::firewall_cascade(base, 7);
     let dir = tempfile::tempdir().unwrap();
     scenario.write_bundle(dir.path()).unwrap();
-    let unrelated = scenario.expected().unrelated_services;
-    let mut alerts = BTreeMap::new();
-    for payload in scenario.storm() {
-        for a in payload["alerts"].as_array().unwrap() {
-            let labels: BTreeMap<String, String> =
-                serde_json::from_value(a["labels"].clone()).unwrap();
-            if labels.get("service").is_some_and(|s| unrelated.contains(s)) {
-                continue;
-            }
-            let starts_at: DateTime<Utc> = serde_json::from_value(a["startsAt"].clone()).unwrap();
-            let fingerprint = Fingerprint::from_labels(&labels);
-            alerts.entry(fingerprint.clone()).or_insert(Alert {
-                fingerprint,
-                status: AlertStatus::Firing,
-                labels,
-                annotations: BTreeMap::new(),
-                starts_at,
-                ends_at: None,
-                generator_url: None,
-            });
-        }
-    }
-    let alerts: Vec<Alert> = alerts.into_values().collect();
+    let alerts: Vec<Alert> = scenario.distinct_alerts(false);
     let input = input_for(dir.path(), incident(alerts, "firewall cascade"));
     Demo {
         dir,
