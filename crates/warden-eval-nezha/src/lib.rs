@@ -15,15 +15,16 @@
 //! [`EvalConfig`] serves both.
 
 mod cases;
+pub mod learn;
 mod metrics;
 mod rank;
 mod score;
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use cases::{Case, parse_cases, read_cases, service_of_pod};
+pub use learn::{FeatureSpace, Labelled, LearnConfig, rank_learned};
 pub use metrics::{PodMetrics, parse_pod_metrics, read_day};
 pub use rank::{Calibration, EvalConfig, rank_services, service_scores};
 pub use score::{AccuracyAtK, Outcome, Report, accuracy_at};
@@ -63,32 +64,104 @@ pub(crate) fn read_file(path: &Path) -> Result<String> {
 /// `data_dir` and scores the rankings.
 pub fn evaluate(data_dir: &Path, cases_file: &Path, cfg: &EvalConfig) -> Result<Report> {
     let cases = read_cases(cases_file)?;
-    let mut days: BTreeMap<String, (Vec<PodMetrics>, Calibration)> = BTreeMap::new();
+    let days = Days::read(data_dir, &cases)?;
+    let mut calibrations: BTreeMap<&str, Calibration> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(cases.len());
     for case in &cases {
-        let (pods, calibration) = match days.entry(case.date.clone()) {
-            Entry::Occupied(day) => day.into_mut(),
-            Entry::Vacant(slot) => {
-                let dir = data_dir.join("rca_data").join(&case.date).join("metric");
-                let pods = read_day(&dir)?;
-                if pods.is_empty() {
-                    return Err(Error::NoMetrics {
-                        path: dir,
-                        line: case.line,
-                    });
-                }
-                let calibration = if cfg.calibration_step_minutes > 0 {
-                    Calibration::of_day(&pods, cfg)
-                } else {
-                    Calibration::default()
-                };
-                slot.insert((pods, calibration))
+        let pods = days.of(case);
+        let calibration = calibrations.entry(&case.date).or_insert_with(|| {
+            if cfg.calibration_step_minutes > 0 {
+                Calibration::of_day(pods, cfg)
+            } else {
+                Calibration::default()
             }
-        };
+        });
         let ranking = calibration.rank(service_scores(pods, case.inject_at, cfg));
         outcomes.push(Outcome::new(case, ranking));
     }
     Ok(Report::from_outcomes(outcomes))
+}
+
+/// Scores a ranking learned per system from its other cases on each held
+/// out case (see [`learn`]): a generous estimate of what the metrics in
+/// `data_dir` can support, to set beside [`evaluate`].
+pub fn cross_validate(
+    data_dir: &Path,
+    cases_file: &Path,
+    cfg: &EvalConfig,
+    learner: &LearnConfig,
+) -> Result<Report> {
+    let cases = read_cases(cases_file)?;
+    let days = Days::read(data_dir, &cases)?;
+    let mut by_system: BTreeMap<&str, Vec<&Case>> = BTreeMap::new();
+    for case in &cases {
+        by_system.entry(&case.system).or_default().push(case);
+    }
+    let mut outcomes = Vec::with_capacity(cases.len());
+    for system_cases in by_system.values() {
+        let dates: BTreeSet<&str> = system_cases.iter().map(|c| c.date.as_str()).collect();
+        let space = FeatureSpace::of(dates.iter().map(|d| days.on(d)));
+        let labelled: Vec<Labelled> = system_cases
+            .iter()
+            .map(|case| {
+                let candidates = space.candidates(days.of(case), case.inject_at, cfg);
+                let truth = candidates.services.iter().position(|s| *s == case.service);
+                Labelled { candidates, truth }
+            })
+            .collect();
+        for (held_out, case) in system_cases.iter().enumerate() {
+            let train: Vec<&Labelled> = labelled
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != held_out)
+                .map(|(_, l)| l)
+                .collect();
+            let weights = learn::fit(&train, space.width(), learner);
+            let ranking = labelled
+                .get(held_out)
+                .map(|l| rank_learned(&l.candidates, &weights))
+                .unwrap_or_default();
+            outcomes.push(Outcome::new(case, ranking));
+        }
+    }
+    Ok(Report::from_outcomes(outcomes))
+}
+
+/// The pod metrics of every day the cases refer to, read once.
+struct Days {
+    by_date: BTreeMap<String, Vec<PodMetrics>>,
+}
+
+impl Days {
+    fn read(data_dir: &Path, cases: &[Case]) -> Result<Days> {
+        let mut by_date = BTreeMap::new();
+        for case in cases {
+            if by_date.contains_key(&case.date) {
+                continue;
+            }
+            let dir = data_dir.join("rca_data").join(&case.date).join("metric");
+            let pods = read_day(&dir)?;
+            if pods.is_empty() {
+                return Err(Error::NoMetrics {
+                    path: dir,
+                    line: case.line,
+                });
+            }
+            by_date.insert(case.date.clone(), pods);
+        }
+        Ok(Days { by_date })
+    }
+
+    fn on(&self, date: &str) -> &[PodMetrics] {
+        self.by_date
+            .get(date)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    fn of(&self, case: &Case) -> &[PodMetrics] {
+        self.on(&case.date)
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cases::Case;
@@ -12,6 +13,7 @@ use crate::cases::Case;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     pub system: String,
+    pub inject_at: DateTime<Utc>,
     pub fault_type: String,
     pub truth: String,
     /// 1-based rank of the true service; `None` when not ranked at all.
@@ -28,6 +30,7 @@ impl Outcome {
             .map(|i| i + 1);
         Outcome {
             system: case.system.clone(),
+            inject_at: case.inject_at,
             fault_type: case.fault_type.clone(),
             truth: case.service.clone(),
             rank,
@@ -118,6 +121,7 @@ mod tests {
     fn outcome(system: &str, fault: &str, rank: Option<usize>) -> Outcome {
         Outcome {
             system: system.into(),
+            inject_at: DateTime::default(),
             fault_type: fault.into(),
             truth: "x".into(),
             rank,
