@@ -81,8 +81,8 @@ pub fn open_live(
     }
 }
 
-/// The guard connectors get when the input carries no read policy (the
-/// loop's gate, when there is one, still decides every query).
+/// The guard connectors get outside a job (tests and tools that open
+/// sources directly); a job always guards them with its read gate.
 pub fn default_guard() -> Arc<dyn ReadGuard> {
     Arc::new(AllowAll)
 }

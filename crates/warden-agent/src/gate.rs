@@ -43,6 +43,10 @@ use warden_policy::{
     ActionGate, Decision, DecisionRecord, GateRequest, NamespacesPolicy, PolicySource, ReadRequest,
 };
 
+/// Why every read of an input without `reads` is denied.
+pub const NO_READ_POLICY: &str =
+    "the input document carries no read policy (`reads`), so every read is denied";
+
 /// What the gate knows about a configured source, by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SourceInfo {
@@ -167,17 +171,27 @@ pub struct ReadGate {
 }
 
 impl ReadGate {
-    /// The gate for `input`; `None` when the input carries no read policy
-    /// (a document from before the read gate existed).
-    pub fn for_input(input: &AgentInput) -> Option<ReadGate> {
-        input.reads.as_ref().map(|policy| {
-            ReadGate::new(
+    /// The gate for `input`. An input without a read policy gets a gate
+    /// that denies every read (fail closed): the control plane always
+    /// writes one, so its absence means a document written by hand or by
+    /// something else.
+    pub fn for_input(input: &AgentInput) -> ReadGate {
+        match &input.reads {
+            Some(policy) => ReadGate::new(
                 input.investigation_id.as_str(),
                 input.phase,
                 policy,
                 &input.data_sources,
-            )
-        })
+            ),
+            None => ReadGate {
+                gate: Err(NO_READ_POLICY.to_string()),
+                investigation: input.investigation_id.to_string(),
+                phase: input.phase,
+                environment: String::new(),
+                domains: Vec::new(),
+                sources: configured_sources(&input.data_sources),
+            },
+        }
     }
 
     /// Builds the gate; a policy that does not load makes a gate that

@@ -123,8 +123,7 @@ struct Run<'a> {
     evidence: Vec<Evidence>,
     queries: u64,
     stop_at: DateTime<Utc>,
-    /// `None` only for an input without a read policy.
-    gate: Option<ReadGate>,
+    gate: ReadGate,
     /// Denials and unavailabilities already recorded as evidence.
     recorded: BTreeSet<String>,
 }
@@ -177,8 +176,7 @@ impl Run<'_> {
                 continue;
             }
             for source in targets {
-                let verdict = self.gate.as_ref().map(|g| g.decide_query(source, &p.query));
-                if let Some(ReadVerdict::Denied(records)) = verdict {
+                if let ReadVerdict::Denied(records) = self.gate.decide_query(source, &p.query) {
                     let reasons = reasons_of(&records);
                     self.record_denial(source, &p.query, &reasons, &records);
                     out.push(Observation {
@@ -746,21 +744,15 @@ pub async fn investigate_with(
         }),
     );
     let gate = ReadGate::for_input(input);
-    match &gate {
-        None => events.warn(
-            "reads_not_gated",
-            json!({"reason": "the input carries no read policy (written before the read gate existed)"}),
+    match gate.load_error() {
+        Some(e) => events.error(
+            "read_gate_failed",
+            json!({"error": e, "effect": "every read is denied"}),
         ),
-        Some(g) => match g.load_error() {
-            Some(e) => events.error(
-                "read_gate_failed",
-                json!({"error": e, "effect": "every read is denied"}),
-            ),
-            None => events.info(
-                "read_gate",
-                json!({"phase": g.phase(), "environment": g.environment()}),
-            ),
-        },
+        None => events.info(
+            "read_gate",
+            json!({"phase": gate.phase(), "environment": gate.environment()}),
+        ),
     }
     let mut run = Run {
         sources,

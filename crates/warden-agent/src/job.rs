@@ -273,10 +273,7 @@ pub async fn run_input(job: JobInput, mut events: EventLog, policy: &DeliveryPol
     };
 
     // The same gate the loop asks decides each request of the connectors.
-    let guard = match crate::gate::ReadGate::for_input(&input) {
-        Some(gate) => std::sync::Arc::new(gate).guard(),
-        None => crate::connectors::default_guard(),
-    };
+    let guard = std::sync::Arc::new(crate::gate::ReadGate::for_input(&input)).guard();
     let sources = open_sources_guarded(&input.data_sources, &secrets, &guard, &mut events);
     // A stuck query must not eat the time reserved for delivery.
     let reasoning_time = (input.deadline - Utc::now()).to_std().unwrap_or_default();

@@ -18,6 +18,7 @@ use warden_agent::job::open_sources;
 use warden_agent::secrets::DomainSecrets;
 use warden_agent::{BuiltinReasoner, EventLog, investigate};
 use warden_core::DataSourceConfig;
+use warden_core::agent_input::DataDomain;
 use warden_demo::Scenario;
 
 fn incident_of(scenario: &Scenario) -> warden_core::Incident {
@@ -45,12 +46,23 @@ async fn unreachable_live_sources_become_unavailability_and_the_bundle_still_dia
         Utc::now() + Duration::minutes(5),
     );
     let live: Vec<DataSourceConfig> = serde_json::from_value(json!([
-        {"kind": "prometheus", "url": dead, "retries": 0, "timeout_seconds": 2},
+        {"kind": "prometheus", "url": dead, "domains": ["application"], "retries": 0, "timeout_seconds": 2},
         {"kind": "loki", "url": dead, "retries": 0, "timeout_seconds": 2},
         {"kind": "kubernetes", "namespaces": ["shop"], "api_url": dead, "retries": 0, "timeout_seconds": 2}
     ]))
     .unwrap();
     input.data_sources.extend(live);
+    // The gate must let these reads through for the test to reach the
+    // dead servers: the demo's domains plus the cluster API.
+    if let Some(reads) = input.reads.as_mut() {
+        reads.domains.push(DataDomain {
+            name: "cluster".into(),
+            serves: vec!["*".into()],
+            connector: "kubernetes".into(),
+        });
+        reads.phases.shadow.readable_domains.push("cluster".into());
+        reads.target_namespaces.push("shop".into());
+    }
 
     let (mut events, log) = EventLog::capture(input.investigation_id.as_str());
     let sources = open_sources(&input.data_sources, &DomainSecrets::default(), &mut events);

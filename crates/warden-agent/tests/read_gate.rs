@@ -272,7 +272,7 @@ async fn allowed_reads_diagnose_while_a_protected_namespace_and_an_unavailable_s
 async fn a_query_about_a_namespace_is_decided_for_that_namespace() {
     let bundle = common::network_path_bundle();
     let input = input(&bundle, read_policy(&ALL), json!([]));
-    let gate = ReadGate::for_input(&input).unwrap();
+    let gate = ReadGate::for_input(&input);
     let source = BundleSource::open(bundle.path()).unwrap();
     let metrics = |ns: &str| Query::Metrics {
         metric: None,
@@ -345,7 +345,7 @@ async fn a_live_connector_asks_the_gate_before_each_request() {
         read_policy(&["application-metrics", "log-aggregation"]),
         configs,
     );
-    let gate = Arc::new(ReadGate::for_input(&input).unwrap());
+    let gate = Arc::new(ReadGate::for_input(&input));
     let (mut events, _log) = EventLog::capture("inv");
     let sources = open_sources_guarded(
         &input.data_sources,
@@ -384,7 +384,7 @@ async fn a_live_connector_asks_the_gate_before_each_request() {
 }
 
 #[tokio::test]
-async fn an_input_without_a_read_policy_still_parses_and_says_it_is_not_gated() {
+async fn an_input_without_a_read_policy_still_parses_but_every_read_is_denied() {
     let bundle = common::quiet_bundle();
     let mut input = input(&bundle, read_policy(&ALL), json!([]));
     let with: AgentInput = serde_json::from_str(&serde_json::to_string(&input).unwrap()).unwrap();
@@ -396,10 +396,23 @@ async fn an_input_without_a_read_policy_still_parses_and_says_it_is_not_gated() 
     assert!(old.reads.is_none());
 
     input.reads = None;
-    let source: Box<dyn DataSource> = Box::new(BundleSource::open(bundle.path()).unwrap());
-    let (_report, events) = run(&input, &[source]).await;
-    assert_eq!(named(&events, "reads_not_gated").len(), 1);
-    assert!(named(&events, "read_gate").is_empty());
+    let (source, hits) = counting("bundle", &bundle);
+    let (report, events) = run(&input, &[source]).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a read reached the source");
+    let failed = named(&events, "read_gate_failed");
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no read policy"),
+        "{failed:?}"
+    );
+    assert!(!named(&events, "read_denied").is_empty());
+    assert!(
+        report.evidence.iter().any(|e| e.cited.source == "gate"),
+        "the denials are evidence"
+    );
 }
 
 /// A control plane stand-in that keeps the delivered reports.

@@ -638,6 +638,14 @@ mod read_policy_tests {
     use super::*;
 
     #[test]
+    fn the_demo_read_policy_is_what_the_built_in_configuration_writes() {
+        assert_eq!(
+            read_policy(&Config::default()).unwrap(),
+            warden_demo::read_policy()
+        );
+    }
+
+    #[test]
     fn the_read_policy_carries_the_gate_configuration_and_the_policy_texts() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

@@ -168,9 +168,8 @@ pub struct AgentInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSettings>,
     /// What the action gate needs to decide every read the agent makes
-    /// (`docs/policy.md`, "Reads"). Always set by the control plane; absent
-    /// only in documents written before the read gate existed, which the
-    /// agent then runs ungated and says so in its log.
+    /// (`docs/policy.md`, "Reads"). Always set by the control plane; when
+    /// absent the agent denies every read (fail closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reads: Option<ReadPolicy>,
 }

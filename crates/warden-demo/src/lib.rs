@@ -200,3 +200,37 @@ pub fn default_base() -> DateTime<Utc> {
     let t = (now - TimeDelta::minutes(30)).timestamp();
     DateTime::from_timestamp(t - t.rem_euclid(60), 0).unwrap_or(now)
 }
+
+/// The read policy a control plane with the built-in configuration
+/// (`examples/warden.yaml`) writes into each investigation's input
+/// document, for running the agent on the demo bundle by hand or in tests.
+/// A test in `warden-control` holds it equal to what the scheduler writes.
+pub fn read_policy() -> warden_core::agent_input::ReadPolicy {
+    use warden_core::agent_input::{DataDomain, ReadPolicy};
+    let domain = |name: &str, serves: &str, connector: &str| DataDomain {
+        name: name.into(),
+        serves: vec![serves.into()],
+        connector: connector.into(),
+    };
+    let domains = vec![
+        domain("network-monitoring", "network", "prometheus"),
+        domain("application-metrics", "application", "prometheus"),
+        domain("log-aggregation", "*", "loki"),
+        domain("database", "database", "postgres"),
+        domain("security-events", "security", "http"),
+        domain("llm-inference", "*", "http"),
+    ];
+    let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
+    ReadPolicy {
+        environment: "dev".into(),
+        phases: warden_core::Phases::defaults(&names),
+        protected_namespaces: vec![
+            "kube-system".into(),
+            "kube-public".into(),
+            "kube-node-lease".into(),
+        ],
+        target_namespaces: vec!["default".into()],
+        domains,
+        policies: Vec::new(),
+    }
+}

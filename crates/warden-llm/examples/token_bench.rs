@@ -81,7 +81,7 @@ fn input(incident: Incident, complexity: Complexity, domains: &[&str], bundle: &
         }],
         report_url: "http://127.0.0.1:9/unused".into(),
         llm: None,
-        reads: None,
+        reads: Some(warden_demo::read_policy()),
     }
 }
 

@@ -177,7 +177,7 @@ fn input(bundle: &Path, incident: Incident, phase: TrustPhase) -> AgentInput {
         }],
         report_url: "http://127.0.0.1:9/unused".into(),
         llm: None,
-        reads: None,
+        reads: Some(warden_demo::read_policy()),
     }
 }
 

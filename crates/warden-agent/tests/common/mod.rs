@@ -785,6 +785,6 @@ pub fn agent_input(
         }],
         report_url: "http://127.0.0.1:9/unused".into(),
         llm: None,
-        reads: None,
+        reads: Some(warden_demo::read_policy()),
     }
 }

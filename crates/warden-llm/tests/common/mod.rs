@@ -95,7 +95,7 @@ pub fn input_for(bundle: &Path, incident: Incident) -> AgentInput {
         }],
         report_url: "http://127.0.0.1:9/unused".into(),
         llm: None,
-        reads: None,
+        reads: Some(warden_demo::read_policy()),
     }
 }
 
