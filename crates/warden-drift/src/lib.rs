@@ -10,7 +10,8 @@
 //!   wildcards kept as wildcards that cover specific values, aggregated
 //!   ClusterRoles expanded and bindings resolved to their subjects;
 //! - [`netpol`]: per pod class, the (destination, protocol, port) set its
-//!   egress policies allow, with default-deny semantics;
+//!   egress policies allow and the (source, protocol, port) set its ingress
+//!   policies allow, with default-deny semantics;
 //! - [`vault`]: per policy, the capabilities granted on each path, under
 //!   Vault's most-specific-rule-wins matching ([`hcl`] parses the policies);
 //! - [`vault_roles`]: the policies each auth role attaches, who may use it,

@@ -1,18 +1,22 @@
-//! NetworkPolicy egress as reachable (destination, protocol, port) sets.
+//! NetworkPolicy egress and ingress as allowed (peer, protocol, port) sets:
+//! the destinations a pod may reach, and the sources it accepts.
 //!
-//! Kubernetes semantics: a pod that no egress policy selects may reach
-//! anything; a pod that any egress policy selects may reach only the union
-//! of the allow rules of the policies that select it. Pods are not known
-//! here, so each pod selector of either side stands for a class of pods
-//! (a pod carrying exactly the labels the selector requires), and each
-//! class's reachable set is computed on both sides.
+//! Kubernetes semantics, the same for both directions: a pod that no policy
+//! of that direction selects is unrestricted; a pod that any such policy
+//! selects allows only the union of the rules of the policies that select
+//! it. A policy is an egress policy when `policyTypes` lists Egress, or, with
+//! no `policyTypes`, when it has an `egress` section; it is an ingress policy
+//! when `policyTypes` lists Ingress or is absent (ingress is the default).
+//! Pods are not known here, so each pod selector of either side stands for a
+//! class of pods (a pod carrying exactly the labels the selector requires),
+//! and each class's allowed set is computed on both sides.
 //!
 //! To compare sets of CIDRs and port ranges exactly, the address and port
 //! spaces are cut at every boundary either side mentions; each resulting
 //! piece is either wholly allowed or wholly denied by every rule, so the
 //! sets become finite sets of pieces. In-cluster peers (pod and namespace
 //! selectors) are kept as symbols: a selector peer covers only the same
-//! selector, and "any destination" covers all of them.
+//! selector, and "any destination" (or source) covers all of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -23,6 +27,86 @@ use crate::object::{Index, ObjectRef, Selector};
 use crate::rbac::Scope;
 use crate::report::{Area, Finding, Report, Source};
 use crate::{Error, Result};
+
+/// Which traffic a policy governs: from the selected pods, or to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Egress,
+    Ingress,
+}
+
+impl Direction {
+    const ALL: [Direction; 2] = [Direction::Egress, Direction::Ingress];
+
+    /// The `policyTypes` entry.
+    fn policy_type(self) -> &'static str {
+        match self {
+            Direction::Egress => "Egress",
+            Direction::Ingress => "Ingress",
+        }
+    }
+
+    /// The spec section holding the rules, and a rule's peer list.
+    fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            Direction::Egress => ("egress", "to"),
+            Direction::Ingress => ("ingress", "from"),
+        }
+    }
+
+    fn area(self) -> Area {
+        match self {
+            Direction::Egress => Area::Egress,
+            Direction::Ingress => Area::Ingress,
+        }
+    }
+
+    /// Whether a policy governs this direction.
+    fn applies(self, spec: &Value) -> bool {
+        let types = crate::object::strings(spec.get("policyTypes"));
+        if !types.is_empty() {
+            return types.iter().any(|t| t == self.policy_type());
+        }
+        match self {
+            Direction::Egress => spec.get("egress").is_some(),
+            // Absent policyTypes always include Ingress, rules or not.
+            Direction::Ingress => true,
+        }
+    }
+
+    /// "egress to" / "ingress from".
+    fn lead(self) -> &'static str {
+        match self {
+            Direction::Egress => "egress to",
+            Direction::Ingress => "ingress from",
+        }
+    }
+
+    /// The peers a rule without any stands for.
+    fn any_peer(self) -> &'static str {
+        match self {
+            Direction::Egress => "any destination",
+            Direction::Ingress => "any source",
+        }
+    }
+
+    fn other_peers(self) -> &'static str {
+        match self {
+            Direction::Egress => "other in-cluster destinations",
+            Direction::Ingress => "other in-cluster sources",
+        }
+    }
+
+    /// How pieces gained (`true`) or lost are introduced.
+    fn change(self, gained: bool) -> &'static str {
+        match (self, gained) {
+            (Direction::Egress, true) => "newly reachable",
+            (Direction::Egress, false) => "no longer reachable",
+            (Direction::Ingress, true) => "newly allowed",
+            (Direction::Ingress, false) => "no longer allowed",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Peer {
@@ -50,8 +134,8 @@ struct PortSpec {
 
 #[derive(Debug, Clone)]
 struct Rule {
-    /// Empty: any destination.
-    to: Vec<Peer>,
+    /// Empty: any destination (egress) or source (ingress).
+    peers: Vec<Peer>,
     /// Empty: every port of every protocol.
     ports: Vec<PortSpec>,
     policy: ObjectRef,
@@ -186,30 +270,25 @@ fn parse_port(obj: &ObjectRef, p: &Value) -> Result<PortSpec> {
     Ok(PortSpec { protocol, ports })
 }
 
-fn parse_policy(obj: &ObjectRef, v: &Value) -> Result<Option<Policy>> {
+fn parse_policy(obj: &ObjectRef, v: &Value, direction: Direction) -> Result<Option<Policy>> {
     let spec = v.get("spec").unwrap_or(&Value::Null);
-    let types = crate::object::strings(spec.get("policyTypes"));
-    let egress = spec.get("egress");
-    let applies = if types.is_empty() {
-        egress.is_some()
-    } else {
-        types.iter().any(|t| t == "Egress")
-    };
-    if !applies {
+    if !direction.applies(spec) {
         return Ok(None);
     }
+    let (rules_key, peers_key) = direction.keys();
     let namespace = obj.namespace.clone().unwrap_or_default();
     let selector = Selector::parse(spec.get("podSelector"))
         .map_err(|m| invalid(obj, format!("podSelector: {m}")))?;
     let mut rules = Vec::new();
-    for (index, r) in egress
+    for (index, r) in spec
+        .get(rules_key)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .enumerate()
     {
-        let to = r
-            .get("to")
+        let peers = r
+            .get(peers_key)
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -223,7 +302,7 @@ fn parse_policy(obj: &ObjectRef, v: &Value) -> Result<Option<Policy>> {
             .map(|p| parse_port(obj, p))
             .collect::<Result<Vec<_>>>()?;
         rules.push(Rule {
-            to,
+            peers,
             ports,
             policy: obj.clone(),
             index,
@@ -237,7 +316,7 @@ fn parse_policy(obj: &ObjectRef, v: &Value) -> Result<Option<Policy>> {
     }))
 }
 
-fn policies(idx: &Index, scope: &Scope) -> Result<Vec<Policy>> {
+fn policies(idx: &Index, scope: &Scope, direction: Direction) -> Result<Vec<Policy>> {
     let mut out = Vec::new();
     for (r, v) in idx.of_kind("NetworkPolicy") {
         if !scope
@@ -246,23 +325,23 @@ fn policies(idx: &Index, scope: &Scope) -> Result<Vec<Policy>> {
         {
             continue;
         }
-        if let Some(p) = parse_policy(r, v)? {
+        if let Some(p) = parse_policy(r, v, direction)? {
             out.push(p);
         }
     }
     Ok(out)
 }
 
-/// A piece of the destination space.
+/// A piece of the peer space (destinations or sources).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Dest {
+enum Place {
     Ip {
         v6: bool,
         lo: u128,
         hi: u128,
     },
     Selector(String),
-    /// In-cluster destinations no selector of either side names.
+    /// In-cluster peers no selector of either side names.
     Other,
 }
 
@@ -286,7 +365,7 @@ fn pieces(starts: &BTreeSet<u128>, max: u128) -> Vec<(u128, u128)> {
 }
 
 struct Universe {
-    dests: Vec<Dest>,
+    places: Vec<Place>,
     ports: Vec<Port>,
 }
 
@@ -307,7 +386,7 @@ impl Universe {
             }
         };
         for rule in rules {
-            for peer in &rule.to {
+            for peer in &rule.peers {
                 match peer {
                     Peer::Ip {
                         v6: is6,
@@ -340,17 +419,17 @@ impl Universe {
                 }
             }
         }
-        let mut dests: Vec<Dest> = pieces(&v4, u128::from(u32::MAX))
+        let mut places: Vec<Place> = pieces(&v4, u128::from(u32::MAX))
             .into_iter()
-            .map(|(lo, hi)| Dest::Ip { v6: false, lo, hi })
+            .map(|(lo, hi)| Place::Ip { v6: false, lo, hi })
             .collect();
-        dests.extend(pieces(&v6, u128::MAX).into_iter().map(|(lo, hi)| Dest::Ip {
-            v6: true,
-            lo,
-            hi,
-        }));
-        dests.extend(selectors.into_iter().map(Dest::Selector));
-        dests.push(Dest::Other);
+        places.extend(
+            pieces(&v6, u128::MAX)
+                .into_iter()
+                .map(|(lo, hi)| Place::Ip { v6: true, lo, hi }),
+        );
+        places.extend(selectors.into_iter().map(Place::Selector));
+        places.push(Place::Other);
         let mut ports = Vec::new();
         for protocol in protocols {
             let mut starts = port_starts.remove(&protocol).unwrap_or_default();
@@ -371,13 +450,13 @@ impl Universe {
                 .into_iter()
                 .map(|(protocol, name)| Port::Named { protocol, name }),
         );
-        Universe { dests, ports }
+        Universe { places, ports }
     }
 
-    fn dest_in(d: &Dest, peer: &Peer) -> bool {
+    fn place_in(d: &Place, peer: &Peer) -> bool {
         match (d, peer) {
             (
-                Dest::Ip { v6, lo, hi },
+                Place::Ip { v6, lo, hi },
                 Peer::Ip {
                     v6: pv6,
                     range,
@@ -390,7 +469,7 @@ impl Universe {
                     && *hi <= range.1
                     && !except.iter().any(|e| e.0 <= *lo && *hi <= e.1)
             }
-            (Dest::Selector(a), Peer::Selector(b)) => a == b,
+            (Place::Selector(a), Peer::Selector(b)) => a == b,
             _ => false,
         }
     }
@@ -412,13 +491,13 @@ impl Universe {
 
     /// The pieces a rule allows.
     fn allowed(&self, rule: &Rule) -> BTreeSet<(usize, usize)> {
-        let dests: Vec<usize> = (0..self.dests.len())
+        let places: Vec<usize> = (0..self.places.len())
             .filter(|i| {
-                rule.to.is_empty()
+                rule.peers.is_empty()
                     || self
-                        .dests
+                        .places
                         .get(*i)
-                        .is_some_and(|d| rule.to.iter().any(|p| Self::dest_in(d, p)))
+                        .is_some_and(|d| rule.peers.iter().any(|p| Self::place_in(d, p)))
             })
             .collect();
         let ports: Vec<usize> = (0..self.ports.len())
@@ -430,33 +509,33 @@ impl Universe {
                         .is_some_and(|p| rule.ports.iter().any(|s| Self::port_in(p, s)))
             })
             .collect();
-        dests
+        places
             .iter()
             .flat_map(|d| ports.iter().map(move |p| (*d, *p)))
             .collect()
     }
 
     fn everything(&self) -> BTreeSet<(usize, usize)> {
-        (0..self.dests.len())
+        (0..self.places.len())
             .flat_map(|d| (0..self.ports.len()).map(move |p| (d, p)))
             .collect()
     }
 
     /// The pieces in words, adjacent address ranges on the same port merged.
-    fn describe(&self, pieces: &BTreeSet<(usize, usize)>) -> Vec<String> {
+    fn describe(&self, pieces: &BTreeSet<(usize, usize)>, direction: Direction) -> Vec<String> {
         let mut by_port: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (d, p) in pieces {
             by_port.entry(*p).or_default().push(*d);
         }
         let mut out = Vec::new();
-        for (p, mut dests) in by_port {
+        for (p, mut places) in by_port {
             let port = match self.ports.get(p) {
                 Some(Port::Range { protocol, lo, hi }) if lo == hi => format!("{protocol}/{lo}"),
                 Some(Port::Range { protocol, lo, hi }) => format!("{protocol}/{lo}-{hi}"),
                 Some(Port::Named { protocol, name }) => format!("{protocol}/{name}"),
                 None => String::new(),
             };
-            dests.sort_unstable();
+            places.sort_unstable();
             // (family, lo, hi) of the current run of adjacent address pieces.
             let mut run: Option<(bool, u128, u128)> = None;
             let flush = |run: &mut Option<(bool, u128, u128)>, out: &mut Vec<String>| {
@@ -464,9 +543,9 @@ impl Universe {
                     out.push(format!("{} {port}", ip_range_text(v6, lo, hi)));
                 }
             };
-            for d in dests {
-                match self.dests.get(d) {
-                    Some(Dest::Ip { v6, lo, hi }) => match &mut run {
+            for d in places {
+                match self.places.get(d) {
+                    Some(Place::Ip { v6, lo, hi }) => match &mut run {
                         Some((rv6, _, rhi)) if rv6 == v6 && rhi.checked_add(1) == Some(*lo) => {
                             *rhi = *hi;
                         }
@@ -475,13 +554,13 @@ impl Universe {
                             run = Some((*v6, *lo, *hi));
                         }
                     },
-                    Some(Dest::Selector(s)) => {
+                    Some(Place::Selector(s)) => {
                         flush(&mut run, &mut out);
                         out.push(format!("{s} {port}"));
                     }
-                    Some(Dest::Other) | None => {
+                    Some(Place::Other) | None => {
                         flush(&mut run, &mut out);
-                        out.push(format!("other in-cluster destinations {port}"));
+                        out.push(format!("{} {port}", direction.other_peers()));
                     }
                 }
             }
@@ -514,11 +593,11 @@ fn ip_range_text(v6: bool, lo: u128, hi: u128) -> String {
     format!("{}-{}", ip_text(v6, lo), ip_text(v6, hi))
 }
 
-fn rule_text(rule: &Rule) -> String {
-    let to = if rule.to.is_empty() {
-        "any destination".to_string()
+fn rule_text(rule: &Rule, direction: Direction) -> String {
+    let peers = if rule.peers.is_empty() {
+        direction.any_peer().to_string()
     } else {
-        rule.to
+        rule.peers
             .iter()
             .map(|p| match p {
                 Peer::Ip { text, .. } => text.clone(),
@@ -541,11 +620,10 @@ fn rule_text(rule: &Rule) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    format!("egress to {to} on {ports}")
+    format!("{} {peers} on {ports}", direction.lead())
 }
 
-/// What one side lets a pod class reach: None when no policy selects it
-/// (unrestricted), else the selecting policies' rules.
+/// The policies of one side that select a pod class (none: unrestricted).
 fn selecting<'a>(
     policies: &'a [Policy],
     namespace: &str,
@@ -560,9 +638,25 @@ fn selecting<'a>(
 /// The most pieces named in one finding before "and N more".
 const SHOWN: usize = 4;
 
+/// Compares egress and ingress, each on its own.
 pub fn compare(scope: &Scope, desired: &Index, live: &Index, report: &mut Report) -> Result<()> {
-    let d = policies(desired, scope)?;
-    let l = policies(live, scope)?;
+    for direction in Direction::ALL {
+        compare_direction(scope, desired, live, direction, report)?;
+    }
+    Ok(())
+}
+
+fn compare_direction(
+    scope: &Scope,
+    desired: &Index,
+    live: &Index,
+    direction: Direction,
+    report: &mut Report,
+) -> Result<()> {
+    let d = policies(desired, scope, direction)?;
+    let l = policies(live, scope, direction)?;
+    let area = direction.area();
+    let word = direction.policy_type().to_lowercase();
     for namespace in &scope.netpol_namespaces {
         let in_ns = |ps: &[Policy]| -> Vec<Policy> {
             ps.iter()
@@ -601,7 +695,7 @@ pub fn compare(scope: &Scope, desired: &Index, live: &Index, report: &mut Report
                 }
             };
             let (dr, lr) = (reach(&ds), reach(&ls));
-            for (gained, from, other, wider) in [(&lr, &ls, &ds, true), (&dr, &ds, &ls, false)] {
+            for (gained, side, other, wider) in [(&lr, &ls, &ds, true), (&dr, &ds, &ls, false)] {
                 let lost_or_gained: BTreeSet<(usize, usize)> = if wider {
                     gained.difference(&dr).copied().collect()
                 } else {
@@ -611,14 +705,15 @@ pub fn compare(scope: &Scope, desired: &Index, live: &Index, report: &mut Report
                     continue;
                 }
                 let mut findings = Vec::new();
-                if from.is_empty() {
+                if side.is_empty() {
                     // Unrestricted on this side: the policies that restrict
                     // the other side are what is missing.
                     findings.push(Finding {
-                        area: Area::Egress,
+                        area,
                         holder: holder.clone(),
-                        permission: "unrestricted egress (no egress policy selects these pods)"
-                            .into(),
+                        permission: format!(
+                            "unrestricted {word} (no {word} policy selects these pods)"
+                        ),
                         sources: other
                             .iter()
                             .map(|p| {
@@ -638,60 +733,51 @@ pub fn compare(scope: &Scope, desired: &Index, live: &Index, report: &mut Report
                             .collect(),
                     });
                 } else {
-                    for rule in from.iter().flat_map(|p| p.rules.iter()) {
-                        let pieces: BTreeSet<(usize, usize)> = universe
-                            .allowed(rule)
-                            .intersection(&lost_or_gained)
-                            .copied()
-                            .collect();
+                    for rule in side.iter().flat_map(|p| p.rules.iter()) {
+                        let allowed = universe.allowed(rule);
+                        let pieces: BTreeSet<(usize, usize)> =
+                            allowed.intersection(&lost_or_gained).copied().collect();
                         if pieces.is_empty() {
                             continue;
                         }
-                        if pieces == universe.allowed(rule) {
+                        let source = vec![Source::new(
+                            &rule.policy,
+                            "policy",
+                            Some(format!("{word} rule #{}", rule.index + 1)),
+                        )];
+                        if pieces == allowed {
                             findings.push(Finding {
-                                area: Area::Egress,
+                                area,
                                 holder: holder.clone(),
                                 permission: format!(
                                     "{} ({})",
-                                    rule_text(rule),
+                                    rule_text(rule, direction),
                                     if wider {
                                         "all of it new"
                                     } else {
                                         "all of it lost"
                                     }
                                 ),
-                                sources: vec![Source::new(
-                                    &rule.policy,
-                                    "policy",
-                                    Some(format!("egress rule #{}", rule.index + 1)),
-                                )],
+                                sources: source,
                             });
                             continue;
                         }
-                        let described = universe.describe(&pieces);
+                        let described = universe.describe(&pieces, direction);
                         let mut shown: Vec<String> =
                             described.iter().take(SHOWN).cloned().collect();
                         if described.len() > SHOWN {
                             shown.push(format!("and {} more", described.len() - SHOWN));
                         }
                         findings.push(Finding {
-                            area: Area::Egress,
+                            area,
                             holder: holder.clone(),
                             permission: format!(
                                 "{} ({}: {})",
-                                rule_text(rule),
-                                if wider {
-                                    "newly reachable"
-                                } else {
-                                    "no longer reachable"
-                                },
+                                rule_text(rule, direction),
+                                direction.change(wider),
                                 shown.join("; ")
                             ),
-                            sources: vec![Source::new(
-                                &rule.policy,
-                                "policy",
-                                Some(format!("egress rule #{}", rule.index + 1)),
-                            )],
+                            sources: source,
                         });
                     }
                 }
@@ -730,5 +816,75 @@ mod tests {
         assert!(parse_cidr(&o, "10.0.0.0/33").is_err());
         assert!(parse_cidr(&o, "10.0.0/8").is_err());
         assert!(parse_cidr(&o, "10.0.0.0").is_err());
+    }
+
+    #[test]
+    fn policy_types_decide_which_directions_a_policy_governs() {
+        use Direction::{Egress, Ingress};
+        let governs = |spec: Value| {
+            Direction::ALL
+                .into_iter()
+                .filter(|d| d.applies(&spec))
+                .collect::<Vec<_>>()
+        };
+        // Without policyTypes ingress always applies, egress only with rules.
+        assert_eq!(governs(serde_json::json!({"podSelector": {}})), [Ingress]);
+        assert_eq!(
+            governs(serde_json::json!({"podSelector": {}, "ingress": [{}]})),
+            [Ingress]
+        );
+        assert_eq!(
+            governs(serde_json::json!({"podSelector": {}, "egress": []})),
+            [Egress, Ingress]
+        );
+        // Listed types are taken as they are, whatever sections exist.
+        assert_eq!(
+            governs(serde_json::json!({"policyTypes": ["Egress"], "ingress": []})),
+            [Egress]
+        );
+        assert_eq!(
+            governs(serde_json::json!({"policyTypes": ["Ingress"], "egress": []})),
+            [Ingress]
+        );
+        assert_eq!(
+            governs(serde_json::json!({"policyTypes": ["Ingress", "Egress"]})),
+            [Egress, Ingress]
+        );
+    }
+
+    #[test]
+    fn ingress_rules_read_from_peers_and_print_as_sources() {
+        let o = ObjectRef {
+            api_version: "networking.k8s.io/v1".into(),
+            kind: "NetworkPolicy".into(),
+            namespace: Some("n".into()),
+            name: "p".into(),
+        };
+        let v = serde_json::json!({"spec": {
+        "podSelector": {},
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
+        "ingress": [
+            {"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+             "ports": [{"port": 8080}]},
+            {}
+        ]}});
+        let p = parse_policy(&o, &v, Direction::Ingress).unwrap().unwrap();
+        let texts: Vec<String> = p
+            .rules
+            .iter()
+            .map(|r| rule_text(r, Direction::Ingress))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "ingress from pods {app=web} in namespace n on TCP/8080",
+                "ingress from any source on all ports"
+            ]
+        );
+        let p = parse_policy(&o, &v, Direction::Egress).unwrap().unwrap();
+        assert_eq!(
+            rule_text(&p.rules[0], Direction::Egress),
+            "egress to 10.0.0.0/8 on all ports"
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::vault;
 pub enum Area {
     Rbac,
     Egress,
+    Ingress,
     Vault,
 }
 
@@ -148,6 +149,7 @@ impl Report {
                 let area = match area {
                     Area::Rbac => "rbac",
                     Area::Egress => "egress",
+                    Area::Ingress => "ingress",
                     Area::Vault => "vault",
                 };
                 let _ = writeln!(out, "  [{area}] {holder}");

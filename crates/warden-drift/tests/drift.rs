@@ -121,7 +121,11 @@ fn names(f: &Finding) -> Vec<String> {
 
 /// Applies the fix and checks that the drift is gone.
 fn assert_fix_restores(live: &State) -> warden_drift::Fix {
-    let d = desired();
+    assert_fix_restores_against(&desired(), live)
+}
+
+fn assert_fix_restores_against(d: &State, live: &State) -> warden_drift::Fix {
+    let d = d.clone();
     let report = compare(&d, live, Options::default()).unwrap();
     assert_ne!(report.status(), Status::NoDrift);
     let fix = fix::plan(&d, live, &report, Options::default()).unwrap();
@@ -629,6 +633,272 @@ fn the_json_report_separates_widening_and_narrowing() {
         "RoleBinding"
     );
     assert_eq!(j["widening"][0]["area"], "rbac");
+}
+
+/// Ingress against what `warden render` writes: the dev/shadow state the
+/// renderer's snapshot test keeps, whose default-deny policy selects every
+/// pod of the investigations namespace for both directions.
+mod ingress {
+    use super::*;
+    use std::path::Path;
+
+    const RENDERED: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../warden-gitops/tests/snapshots/example/dev/shadow"
+    );
+    const DENY: &str = "warden-default-deny";
+    const PODS: &str = "pods {app.kubernetes.io/name=warden-investigation, warden.dev/phase=shadow} in namespace warden-investigations";
+
+    fn rendered() -> State {
+        let state = warden_drift::source::load_dir(Path::new(RENDERED))
+            .unwrap()
+            .state;
+        let deny = state
+            .objects
+            .iter()
+            .find(|o| o["metadata"]["name"] == DENY)
+            .expect("the rendered default-deny policy");
+        assert_eq!(deny["spec"]["podSelector"], json!({}));
+        assert_eq!(deny["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        assert!(deny["spec"].get("ingress").is_none());
+        state
+    }
+
+    /// The investigation pods' selector, as the render writes it.
+    fn investigation_pods(state: &State) -> Value {
+        state
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "NetworkPolicy" && o["spec"]["egress"].is_array())
+            .expect("the rendered egress allow policy")["spec"]["podSelector"]
+            .clone()
+    }
+
+    fn netpol(name: &str, spec: Value) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": name, "namespace": NS}, "spec": spec})
+    }
+
+    fn prometheus() -> Value {
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+               "podSelector": {"matchLabels": {"app": "prometheus"}}})
+    }
+
+    fn control_plane() -> Value {
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "warden-system"}},
+               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "warden"}}})
+    }
+
+    /// The render plus scraping of the investigation pods by Prometheus and
+    /// the monitoring subnet, and the control plane on 8080.
+    fn with_scrape() -> State {
+        let mut state = rendered();
+        let pods = investigation_pods(&state);
+        state.objects.push(netpol(
+            "allow-scrape",
+            json!({"podSelector": pods, "policyTypes": ["Ingress"],
+            "ingress": [
+              {"from": [prometheus(), {"ipBlock": {"cidr": "10.8.0.0/16"}}],
+               "ports": [{"protocol": "TCP", "port": 9090}, {"protocol": "TCP", "port": 9100}]},
+              {"from": [control_plane()], "ports": [{"protocol": "TCP", "port": 8080}]}
+            ]}),
+        ));
+        state
+    }
+
+    #[test]
+    fn the_render_against_itself_does_not_drift() {
+        for state in [rendered(), with_scrape()] {
+            let r = compare(&state, &state, Options::default()).unwrap();
+            assert_eq!(r.status(), Status::NoDrift, "{}", r.to_text());
+        }
+    }
+
+    #[test]
+    fn an_ingress_rule_from_all_namespaces_is_widening_naming_the_policy_and_rule() {
+        let d = rendered();
+        let mut live = d.clone();
+        live.objects.push(netpol(
+            "debug-ingress",
+            json!({"podSelector": investigation_pods(&d), "policyTypes": ["Ingress"],
+                   "ingress": [{"from": [{"namespaceSelector": {}}],
+                                "ports": [{"protocol": "TCP", "port": 8080}]}]}),
+        ));
+        let r = compare(&d, &live, Options::default()).unwrap();
+        assert_eq!(r.status(), Status::Widening, "{}", r.to_text());
+        assert_eq!(r.status().exit_code(), 3);
+        assert!(r.narrowing.is_empty(), "{}", r.to_text());
+        assert_eq!(r.widening.len(), 1, "{}", r.to_text());
+        let f = &r.widening[0];
+        assert_eq!(f.area, Area::Ingress);
+        assert_eq!(f.holder, PODS);
+        assert_eq!(
+            f.permission,
+            "ingress from all pods in all namespaces on TCP/8080 (all of it new)"
+        );
+        assert_eq!(names(f), vec![format!("NetworkPolicy/{NS}/debug-ingress")]);
+        assert_eq!(f.sources[0].detail.as_deref(), Some("ingress rule #1"));
+        // Printed and serialised under its own area.
+        assert!(r.to_text().contains(&format!("[ingress] {PODS}")));
+        assert_eq!(r.to_json()["widening"][0]["area"], "ingress");
+        let fix = assert_fix_restores_against(&d, &live);
+        assert!(fix.apply.is_empty());
+        assert_eq!(fix.delete.len(), 1);
+        assert_eq!(fix.delete[0].name, "debug-ingress");
+    }
+
+    #[test]
+    fn deleting_the_rendered_default_deny_makes_egress_and_ingress_unrestricted() {
+        let d = rendered();
+        let mut live = d.clone();
+        live.objects.retain(|o| o["metadata"]["name"] != DENY);
+        let r = compare(&d, &live, Options::default()).unwrap();
+        assert_eq!(r.status(), Status::Widening, "{}", r.to_text());
+        assert!(r.narrowing.is_empty(), "{}", r.to_text());
+        let found: Vec<(Area, &str, &str)> = r
+            .widening
+            .iter()
+            .map(|f| (f.area, f.holder.as_str(), f.permission.as_str()))
+            .collect();
+        let every_pod = format!("pods {{}} in namespace {NS}");
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Area::Egress,
+                    every_pod.as_str(),
+                    "unrestricted egress (no egress policy selects these pods)"
+                ),
+                (
+                    Area::Ingress,
+                    every_pod.as_str(),
+                    "unrestricted ingress (no ingress policy selects these pods)"
+                ),
+            ]
+        );
+        for f in &r.widening {
+            assert_eq!(names(f), vec![format!("NetworkPolicy/{NS}/{DENY}")]);
+            assert_eq!(f.sources[0].role, "missing");
+        }
+        let fix = assert_fix_restores_against(&d, &live);
+        assert_eq!(fix.apply.len(), 1);
+        assert_eq!(fix.apply[0]["metadata"]["name"], DENY);
+        assert!(fix.delete.is_empty());
+    }
+
+    #[test]
+    fn narrowed_ingress_is_narrowing_only() {
+        let d = with_scrape();
+        let mut live = d.clone();
+        // The node-exporter port is gone for both scrapers.
+        find(&mut live, "NetworkPolicy", "allow-scrape")["spec"]["ingress"][0]["ports"] =
+            json!([{"protocol": "TCP", "port": 9090}]);
+        let r = compare(&d, &live, Options::default()).unwrap();
+        assert_eq!(r.status(), Status::NarrowingOnly, "{}", r.to_text());
+        assert_eq!(r.status().exit_code(), 4);
+        assert!(r.widening.is_empty());
+        assert_eq!(r.narrowing.len(), 1, "{}", r.to_text());
+        let f = &r.narrowing[0];
+        assert_eq!(f.area, Area::Ingress);
+        assert_eq!(f.holder, PODS);
+        assert_eq!(
+            f.permission,
+            "ingress from pods {app=prometheus} in namespaces {kubernetes.io/metadata.name=monitoring}, \
+             10.8.0.0/16 on TCP/9090, TCP/9100 (no longer allowed: 10.8.0.0/16 TCP/9100; \
+             pods {app=prometheus} in namespaces {kubernetes.io/metadata.name=monitoring} TCP/9100)"
+        );
+        assert_eq!(names(f), vec![format!("NetworkPolicy/{NS}/allow-scrape")]);
+        assert_eq!(f.sources[0].detail.as_deref(), Some("ingress rule #1"));
+        let fix = assert_fix_restores_against(&d, &live);
+        assert_eq!(fix.apply.len(), 1);
+
+        // Without the policy, only the default deny selects the pods.
+        let mut live = d.clone();
+        live.objects
+            .retain(|o| o["metadata"]["name"] != "allow-scrape");
+        let r = compare(&d, &live, Options::default()).unwrap();
+        assert_eq!(r.status(), Status::NarrowingOnly, "{}", r.to_text());
+        let lost: Vec<(&str, Option<&str>)> = r
+            .narrowing
+            .iter()
+            .map(|f| (f.permission.as_str(), f.sources[0].detail.as_deref()))
+            .collect();
+        assert_eq!(
+            lost,
+            vec![
+                (
+                    "ingress from pods {app.kubernetes.io/name=warden} in namespaces \
+                     {kubernetes.io/metadata.name=warden-system} on TCP/8080 (all of it lost)",
+                    Some("ingress rule #2")
+                ),
+                (
+                    "ingress from pods {app=prometheus} in namespaces {kubernetes.io/metadata.name=monitoring}, \
+                     10.8.0.0/16 on TCP/9090, TCP/9100 (all of it lost)",
+                    Some("ingress rule #1")
+                ),
+            ]
+        );
+        assert_fix_restores_against(&d, &live);
+    }
+
+    #[test]
+    fn ingress_written_differently_does_not_drift() {
+        let d = with_scrape();
+        let mut live = d.clone();
+        live.objects
+            .retain(|o| o["metadata"]["name"] != "allow-scrape" && o["metadata"]["name"] != DENY);
+        // Without policyTypes, a policy with an `egress` section governs
+        // both directions: the same default deny.
+        live.objects
+            .push(netpol(DENY, json!({"podSelector": {}, "egress": []})));
+        // The merged rule split by peer, ports reordered or defaulted, the
+        // /16 as two /17s, the rules spread over two policies, one of them
+        // ingress by default and selecting by expression.
+        live.objects.push(netpol(
+            "scrape",
+            json!({"podSelector": {"matchExpressions": [
+                       {"key": "warden.dev/phase", "operator": "In", "values": ["shadow"]},
+                       {"key": "app.kubernetes.io/name", "operator": "In", "values": ["warden-investigation"]}]},
+                   "ingress": [
+                     {"from": [{"ipBlock": {"cidr": "10.8.128.0/17"}}, {"ipBlock": {"cidr": "10.8.0.0/17"}}],
+                      "ports": [{"port": 9100}, {"protocol": "TCP", "port": 9090}]},
+                     {"from": [prometheus()],
+                      "ports": [{"protocol": "TCP", "port": 9100}, {"protocol": "TCP", "port": 9090}]}
+                   ]}),
+        ));
+        live.objects.push(netpol(
+            "control-plane",
+            json!({"podSelector": investigation_pods(&d), "policyTypes": ["Ingress"],
+                   "ingress": [{"from": [control_plane()],
+                                "ports": [{"protocol": "TCP", "port": 8080, "endPort": 8080}]}]}),
+        ));
+        let r = compare(&d, &live, Options::default()).unwrap();
+        assert_eq!(r.status(), Status::NoDrift, "{}", r.to_text());
+    }
+
+    #[test]
+    fn an_egress_only_policy_does_not_restrict_ingress() {
+        let d = rendered();
+        let mut live = d.clone();
+        // An `ingress` section would deny everything, but policyTypes leaves
+        // ingress out: the pods accept anything.
+        let deny = find(&mut live, "NetworkPolicy", DENY);
+        deny["spec"]["policyTypes"] = json!(["Egress"]);
+        deny["spec"]["ingress"] = json!([]);
+        let r = compare(&d, &live, Options::default()).unwrap();
+        assert_eq!(r.status(), Status::Widening, "{}", r.to_text());
+        assert!(r.narrowing.is_empty(), "{}", r.to_text());
+        assert_eq!(r.widening.len(), 1, "{}", r.to_text());
+        let f = &r.widening[0];
+        assert_eq!(f.area, Area::Ingress);
+        assert_eq!(
+            f.permission,
+            "unrestricted ingress (no ingress policy selects these pods)"
+        );
+        assert_eq!(names(f), vec![format!("NetworkPolicy/{NS}/{DENY}")]);
+        let fix = assert_fix_restores_against(&d, &live);
+        assert_eq!(fix.apply.len(), 1);
+    }
 }
 
 mod against_the_fake_api_server {
