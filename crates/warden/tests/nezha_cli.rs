@@ -5,9 +5,14 @@ use std::path::PathBuf;
 
 mod common;
 
-fn nezha() -> Option<PathBuf> {
+fn nezha() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/nezha");
-    dir.join("cases_dev.csv").is_file().then_some(dir)
+    assert!(
+        dir.join("cases_dev.csv").is_file(),
+        "the Nezha dataset is missing at {}",
+        dir.display()
+    );
+    dir
 }
 
 /// Three OnlineBoutique cases of one day, written to a temp cases file.
@@ -36,10 +41,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn json_has_systems_average_and_fault_types_and_per_case_adds_the_outcomes() {
-    let Some(data) = nezha() else {
-        eprintln!("nezha dataset not present; skipping");
-        return;
-    };
+    let data = nezha();
     let cases = few_cases("json");
     let base = [
         "eval",
@@ -77,10 +79,7 @@ fn json_has_systems_average_and_fault_types_and_per_case_adds_the_outcomes() {
 
 #[test]
 fn the_table_lists_each_case_with_its_rank_and_the_top_five() {
-    let Some(data) = nezha() else {
-        eprintln!("nezha dataset not present; skipping");
-        return;
-    };
+    let data = nezha();
     let cases = few_cases("table");
     let out = common::run_warden(
         &[
@@ -121,9 +120,7 @@ fn a_missing_dataset_or_a_bad_cases_file_is_named() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/cases.csv"));
-    let Some(data) = nezha() else {
-        return;
-    };
+    let data = nezha();
     let bad = std::env::temp_dir().join(format!("warden-nezha-bad-{}.csv", std::process::id()));
     std::fs::write(&bad, "system,date\nOnlineBoutique,2022-08-22\n").unwrap();
     let out = common::run_warden(
