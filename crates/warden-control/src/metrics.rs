@@ -53,6 +53,8 @@ pub struct Metrics {
     pub duration: Family<ComplexityLabels, Histogram>,
     pub cycles: Family<ComplexityLabels, Histogram>,
     pub breaker_trips: Family<ComplexityLabels, Counter>,
+    /// Investigations started again after a restart lost their job's input.
+    pub restarted: Counter,
     pub alerts_received: Counter,
     pub alerts_deduplicated: Counter,
     pub incidents_created: Counter,
@@ -97,6 +99,7 @@ impl Metrics {
         let breaker_trips = Family::<ComplexityLabels, Counter>::default();
         let alerts_received = Counter::default();
         let alerts_deduplicated = Counter::default();
+        let restarted = Counter::default();
         let incidents_created = Counter::default();
         let jobs_running = Gauge::default();
         let jobs_queued = Gauge::default();
@@ -151,6 +154,11 @@ impl Metrics {
             "alerts_deduplicated",
             "Received alerts that updated an already known alert",
             alerts_deduplicated.clone(),
+        );
+        registry.register(
+            "investigations_restarted",
+            "Investigations started again because their job had not received its input when the control plane restarted",
+            restarted.clone(),
         );
         registry.register(
             "incidents_created",
@@ -231,6 +239,7 @@ impl Metrics {
             breaker_trips,
             alerts_received,
             alerts_deduplicated,
+            restarted,
             incidents_created,
             jobs_running,
             jobs_queued,

@@ -17,8 +17,8 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use warden_core::ports::{
-    JobEvent, JobEventKind, JobEvents, JobOutcome, JobRuntime, JobSpec, SecretBroker, Store,
-    StoreError,
+    Adoption, JobEvent, JobEventKind, JobEvents, JobOutcome, JobRuntime, JobSpec, SecretBroker,
+    Store, StoreError,
 };
 use warden_core::{
     AgentInput, Domain, DomainGrant, FailureReason, IncidentId, IncidentStatus, Investigation,
@@ -193,11 +193,25 @@ impl Scheduler {
                 .adopt(&inv.id, inv.job_ref.as_deref(), deadline)
                 .await
             {
-                Ok(true) => {
+                Ok(Adoption::Adopted) => {
                     tracing::info!(investigation = %inv.id, "re-adopted running job");
                     self.running.insert(inv.id.clone());
                 }
-                Ok(false) => {
+                Ok(Adoption::Restart) => {
+                    // The job never got its input; the old identity is
+                    // revoked and the investigation starts afresh, ahead
+                    // of the ones that were still waiting.
+                    self.revoke_identity(&inv);
+                    if let Err(e) = inv.requeue() {
+                        tracing::error!(investigation = %inv.id, error = %e, "could not requeue");
+                        continue;
+                    }
+                    self.store.update_investigation(&inv).await?;
+                    tracing::warn!(investigation = %inv.id, "job never received its input before the restart; starting it again");
+                    self.metrics.restarted.inc();
+                    self.queue.push_back((inv.id.clone(), Instant::now()));
+                }
+                Ok(Adoption::Gone) => {
                     self.fail(
                         &mut inv,
                         FailureReason::LostWhileDown,

@@ -227,6 +227,23 @@ impl Investigation {
         self.state = next;
         Ok(())
     }
+
+    /// Back from running to pending, for a job that never received its
+    /// input (see `ports::Adoption::Restart`): it will be started afresh,
+    /// with a new job, credential and identity.
+    pub fn requeue(&mut self) -> Result<(), StateError> {
+        if self.state != InvestigationState::Running {
+            return Err(StateError {
+                from: self.state.name(),
+                to: InvestigationState::Pending.name(),
+            });
+        }
+        self.state = InvestigationState::Pending;
+        self.started_at = None;
+        self.job_ref = None;
+        self.identity_accessor = None;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +257,32 @@ mod tests {
         let b = InvestigationId::generate();
         assert!(InvestigationId::parse(a.as_str()).is_ok());
         assert!(a < b);
+    }
+
+    #[test]
+    fn only_a_running_investigation_is_requeued_and_it_forgets_its_job() {
+        let domains = std::collections::BTreeSet::from([crate::Domain::new("application")]);
+        let plan = crate::Planner::new(crate::PlannerConfig::default()).plan(&domains, 1);
+        let mut inv = Investigation::new(
+            IncidentId::generate(),
+            crate::TrustPhase::Shadow,
+            plan,
+            Utc::now(),
+        );
+        assert!(inv.requeue().is_err(), "pending");
+        inv.transition(InvestigationState::Running, Utc::now())
+            .unwrap();
+        inv.job_ref = Some("job/ns/warden-x/uid".into());
+        inv.identity_accessor = Some("acc".into());
+        inv.requeue().unwrap();
+        assert_eq!(inv.state, InvestigationState::Pending);
+        assert_eq!((inv.started_at, inv.job_ref.as_deref()), (None, None));
+        assert!(inv.identity_accessor.is_none());
+        inv.transition(InvestigationState::Running, Utc::now())
+            .unwrap();
+        inv.transition(InvestigationState::Cancelled, Utc::now())
+            .unwrap();
+        assert!(inv.requeue().is_err(), "terminal");
     }
 
     #[test]

@@ -23,14 +23,15 @@
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use secrecy::{ExposeSecret, SecretString};
 use warden_core::InvestigationId;
 use warden_core::ports::BootstrapError;
 
-use crate::manifest::{LABEL_INVESTIGATION, job_name};
+use crate::manifest::{ANNOTATION_INPUT_CLAIMED_BY, LABEL_INVESTIGATION, job_name};
 use crate::outcome::has_ended;
 use crate::runtime::Shared;
 
@@ -144,14 +145,24 @@ async fn investigation_of(
         })?;
     let id = InvestigationId::parse(label).map_err(BootstrapError::Forbidden)?;
     let job = job_name(&id);
-    let owned = pod
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| r.kind == "Job" && r.name == job));
+    // The Job by name *and* uid: a pod left over from a deleted Job of the
+    // same name (an investigation started again) gets nothing.
+    let live_job = shared
+        .jobs_api()
+        .get_opt(&job)
+        .await
+        .map_err(|e| BootstrapError::Unavailable(format!("reading Job {job}: {e}")))?
+        .filter(|j| j.metadata.deletion_timestamp.is_none());
+    let owned = live_job.as_ref().is_some_and(|j| {
+        pod.metadata.owner_references.as_ref().is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r.kind == "Job" && r.name == job && Some(&r.uid) == j.metadata.uid.as_ref()
+            })
+        })
+    });
     if !owned {
         return Err(BootstrapError::Forbidden(format!(
-            "pod {} is not owned by Job {job}",
+            "pod {} is not owned by the current Job {job}",
             who.pod
         )));
     }
@@ -167,6 +178,31 @@ async fn investigation_of(
         )));
     }
     Ok(id)
+}
+
+/// Records on the Job that `pod` claimed the input, before the pod gets
+/// it: a control plane that restarts later re-adopts the Job instead of
+/// starting the investigation again. Unrecorded, the pod gets nothing (it
+/// retries).
+async fn mark_claimed(
+    shared: &Shared,
+    id: &InvestigationId,
+    pod: &str,
+) -> Result<(), BootstrapError> {
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {ANNOTATION_INPUT_CLAIMED_BY: pod}}
+    });
+    let jobs: Api<Job> = shared.jobs_api();
+    jobs.patch(
+        &job_name(id),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| {
+        BootstrapError::Unavailable(format!("recording the claim on Job {}: {e}", job_name(id)))
+    })
 }
 
 /// Whether `pod` still exists and has not ended.
@@ -219,6 +255,7 @@ pub(crate) async fn claim(
             "pod {earlier} of investigation {id} holds the input"
         )));
     }
+    mark_claimed(shared, &id, &who.pod).await?;
     let mut pending = shared.pending();
     match pending.get_mut(&id) {
         // Unchanged since the check above: no other pod got in between.

@@ -31,6 +31,10 @@ pub const LABEL_MANAGED_BY_VALUE: &str = "warden";
 pub const LABEL_INVESTIGATION: &str = "warden.dev/investigation";
 pub const ANNOTATION_COMPLEXITY: &str = "warden.dev/complexity";
 pub const ANNOTATION_PHASE: &str = "warden.dev/phase";
+/// Set on the Job when a pod claims its input (the pod's name): after a
+/// control-plane restart it tells a Job that is under way from one that
+/// never got its input and must be started again.
+pub const ANNOTATION_INPUT_CLAIMED_BY: &str = "warden.dev/input-claimed-by";
 /// Also a label: the rendered egress NetworkPolicies select pods by phase.
 pub const LABEL_PHASE: &str = "warden.dev/phase";
 /// The one container of the pod.

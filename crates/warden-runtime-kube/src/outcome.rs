@@ -85,6 +85,11 @@ fn oom_detail(pod: &Pod, t: &ContainerStateTerminated) -> String {
     )
 }
 
+/// Whether the Job has ended (Complete or Failed).
+pub fn job_finished(job: &Job) -> bool {
+    terminal_condition(job).is_some()
+}
+
 /// How the Job ended, or `None` while it runs.
 pub fn job_outcome<'a>(job: &Job, pods: impl Iterator<Item = &'a Pod>) -> Option<JobOutcome> {
     let (succeeded, reason, message) = terminal_condition(job)?;

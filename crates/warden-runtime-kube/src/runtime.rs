@@ -20,8 +20,8 @@ use serde::Serialize;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use warden_core::ports::{
-    BootstrapError, JobBootstrap, JobEvent, JobEventKind, JobEvents, JobHandle, JobOutcome,
-    JobRuntime, JobSpec, RuntimeError,
+    Adoption, BootstrapError, JobBootstrap, JobEvent, JobEventKind, JobEvents, JobHandle,
+    JobOutcome, JobRuntime, JobSpec, RuntimeError,
 };
 use warden_core::{AgentInput, DomainGrant, InvestigationId, SecretsBackend};
 
@@ -29,7 +29,8 @@ use crate::bootstrap::{self, Pending};
 use crate::error::KubeRuntimeError;
 use crate::logs::{self, JobLog};
 use crate::manifest::{
-    JobManifestInput, LABEL_INVESTIGATION, investigation_selector, job_manifest, job_name,
+    ANNOTATION_INPUT_CLAIMED_BY, JobManifestInput, LABEL_INVESTIGATION, investigation_selector,
+    job_manifest, job_name,
 };
 use crate::outcome;
 use crate::settings::KubeRuntimeConfig;
@@ -76,7 +77,7 @@ impl Shared {
         lock(&self.pending)
     }
 
-    fn jobs_api(&self) -> Api<Job> {
+    pub(crate) fn jobs_api(&self) -> Api<Job> {
         Api::namespaced(self.client.clone(), &self.config.settings.namespace)
     }
 
@@ -338,6 +339,15 @@ fn seconds_left(deadline: DateTime<Utc>) -> u64 {
     u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1)
 }
 
+/// Whether a pod claimed the Job's input (see
+/// [`ANNOTATION_INPUT_CLAIMED_BY`]).
+fn input_claimed(job: &Job) -> bool {
+    job.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ANNOTATION_INPUT_CLAIMED_BY))
+}
+
 fn has_label(job: &Job, id: &InvestigationId) -> bool {
     job.metadata
         .labels
@@ -447,10 +457,10 @@ impl JobRuntime for KubeRuntime {
         investigation: &InvestigationId,
         _job_ref: Option<&str>,
         deadline: DateTime<Utc>,
-    ) -> Result<bool, RuntimeError> {
+    ) -> Result<Adoption, RuntimeError> {
         let id = valid_id(investigation).map_err(RuntimeError::Other)?;
         let Some(reservation) = Reservation::take(&self.shared, &id) else {
-            return Ok(true);
+            return Ok(Adoption::Adopted);
         };
         let jobs = self.shared.jobs_api();
         // By name first; then by label, which also finds a Job whose start
@@ -473,9 +483,18 @@ impl JobRuntime for KubeRuntime {
         };
         let Some(found) = found else {
             tracing::info!(investigation = %id, "no Job to adopt");
-            return Ok(false);
+            return Ok(Adoption::Gone);
         };
         let log = self.shared.open_log(&id).map_err(RuntimeError::Other)?;
+        if !outcome::job_finished(&found) && !input_claimed(&found) {
+            // Its input lived only in the earlier control plane's memory:
+            // the pod would wait for it in vain. Remove the Job; the
+            // investigation starts again.
+            self.shared.delete_job(&id).await?;
+            log.note("the control plane restarted before the job received its input; deleted the Job to start the investigation again");
+            tracing::warn!(investigation = %id, "Job never received its input; deleted for a restart");
+            return Ok(Adoption::Restart);
+        }
         log.note("the control plane restarted; watching the Job again");
         let task = tokio::spawn(supervise(
             Arc::clone(&self.shared),
@@ -487,7 +506,7 @@ impl JobRuntime for KubeRuntime {
         ));
         reservation.keep(task.abort_handle());
         tracing::info!(investigation = %id, "job re-adopted");
-        Ok(true)
+        Ok(Adoption::Adopted)
     }
 
     async fn cancel(&self, investigation: &InvestigationId) -> Result<(), RuntimeError> {

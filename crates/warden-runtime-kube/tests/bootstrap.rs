@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use warden_core::ports::{BootstrapError, JobBootstrap, JobRuntime};
+use warden_core::ports::{Adoption, BootstrapError, JobBootstrap, JobRuntime};
 use warden_core::{Complexity, InvestigationId, TrustPhase};
 use warden_kube_fake::{API_AUDIENCE, ContainerState, ServiceAccountIdentity};
 use warden_runtime_kube::job_name;
@@ -147,7 +147,10 @@ async fn tokens_that_are_not_the_pod_s_own_get_nothing() {
     let forged = pod_token(&h, "tok-forged", TrustPhase::Shadow, "forged");
     let e = claim(&h, &forged).await.unwrap_err();
     assert!(matches!(e, BootstrapError::Forbidden(_)), "{e}");
-    assert!(e.to_string().contains("not owned by Job"), "{e}");
+    assert!(
+        e.to_string().contains("not owned by the current Job"),
+        "{e}"
+    );
 
     // A pod in another namespace.
     h.fake
@@ -255,4 +258,79 @@ async fn nothing_is_handed_out_after_the_deadline_or_the_end() {
         ),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn a_job_whose_input_was_lost_in_a_restart_is_started_again_and_a_stale_pod_gets_nothing() {
+    let mut h = Harness::new().await;
+    let (spec, sentinels) = spec(TrustPhase::Shadow, Complexity::Simple, MINUTES);
+    let id = spec.investigation_id.clone();
+    let deadline = spec.deadline;
+    let again = common::spec_for(&spec);
+    h.runtime.start(spec).await.unwrap();
+    let name = job_name(&id);
+    let old_pod = new_pod(&h, &id);
+    let old_pod_obj = h.fake.object("Pod", Some(NS), &old_pod).unwrap();
+    let first_uid = h.fake.object("Job", Some(NS), &name).unwrap()["metadata"]["uid"].clone();
+
+    // The control plane restarts before the pod asked: the input is gone
+    // with the old process, so the Job is removed, not watched in vain.
+    let _old_events = h.restart();
+    assert_eq!(
+        h.runtime.adopt(&id, None, deadline).await.unwrap(),
+        Adoption::Restart
+    );
+    assert!(h.fake.object("Job", Some(NS), &name).is_none());
+    let log = std::fs::read_to_string(h.dir.path().join("jobs").join(id.as_str()).join("job.log"))
+        .unwrap();
+    assert!(log.contains("before the job received its input"), "{log}");
+
+    // Started again: a new Job of the same name.
+    h.runtime.start(again).await.unwrap();
+    let second_uid = h.fake.object("Job", Some(NS), &name).unwrap()["metadata"]["uid"].clone();
+    assert_ne!(first_uid, second_uid);
+
+    // A pod of the deleted Job that the garbage collector has not removed
+    // yet carries the right name and labels but the old owner uid.
+    let mut stale = old_pod_obj;
+    for field in ["uid", "resourceVersion", "creationTimestamp"] {
+        stale["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    stale["metadata"]["name"] = json!("stale-pod");
+    h.fake.create(stale).unwrap();
+    let stale_token = pod_token(&h, "tok-stale", TrustPhase::Shadow, "stale-pod");
+    let refused = claim(&h, &stale_token).await.unwrap_err();
+    assert!(
+        matches!(&refused, BootstrapError::Forbidden(m) if m.contains("not owned by the current Job")),
+        "{refused}"
+    );
+
+    // The new Job's own pod gets the input, and the claim is on the Job.
+    let pod = new_pod(&h, &id);
+    let token = pod_token(&h, "tok-new", TrustPhase::Shadow, &pod);
+    let doc = claim(&h, &token).await.unwrap();
+    // The second start's document, with its own credential.
+    assert_ne!(
+        doc["result_credential"],
+        sentinels.result_credential.as_str()
+    );
+    assert!(
+        doc["result_credential"]
+            .as_str()
+            .unwrap()
+            .starts_with("SENTINEL-RETRY")
+    );
+    let job = h.fake.object("Job", Some(NS), &name).unwrap();
+    assert_eq!(
+        job["metadata"]["annotations"]["warden.dev/input-claimed-by"],
+        pod.as_str()
+    );
+
+    // Restarting now re-adopts: the pod has its input.
+    let _old_events = h.restart();
+    assert_eq!(
+        h.runtime.adopt(&id, None, deadline).await.unwrap(),
+        Adoption::Adopted
+    );
+    assert!(h.fake.object("Job", Some(NS), &name).is_some());
 }

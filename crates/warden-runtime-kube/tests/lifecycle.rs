@@ -11,10 +11,11 @@ mod common;
 
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::Value;
-use warden_core::ports::{JobOutcome, JobRuntime};
+use warden_core::ports::{Adoption, JobBootstrap, JobOutcome, JobRuntime};
 use warden_core::{Complexity, TrustPhase};
-use warden_kube_fake::{ContainerState, FakeApiServer};
+use warden_kube_fake::{ContainerState, FakeApiServer, ServiceAccountIdentity};
 use warden_runtime_kube::job_name;
 
 use common::*;
@@ -261,19 +262,33 @@ async fn a_restarted_control_plane_re_adopts_the_job_and_never_creates_a_second(
     let handle = h.runtime.start(spec).await.unwrap();
     let name = job_name(&id);
     let pod = running_pod(&h.fake, &name);
+    h.fake.register_token(
+        "pod-token",
+        ServiceAccountIdentity::new(NS, sa(TrustPhase::Shadow))
+            .with_audiences([AUDIENCE])
+            .bound_to_pod(&pod),
+    );
+    h.runtime
+        .claim(&SecretString::from("pod-token"))
+        .await
+        .unwrap();
     h.fake
         .append_pod_log(NS, &pod, "before the crash\n")
         .unwrap();
 
     let mut old_events = h.restart();
-    assert!(
+    assert_eq!(
         h.runtime
             .adopt(&id, Some(&handle.job_ref), deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Adopted
     );
     // Adopting twice is harmless.
-    assert!(h.runtime.adopt(&id, None, deadline).await.unwrap());
+    assert_eq!(
+        h.runtime.adopt(&id, None, deadline).await.unwrap(),
+        Adoption::Adopted
+    );
     assert_eq!(
         h.runtime.list_investigations().await.unwrap(),
         vec![id.clone()]
@@ -291,11 +306,12 @@ async fn a_restarted_control_plane_re_adopts_the_job_and_never_creates_a_second(
 
     // Nothing to adopt for an investigation that never had a Job.
     let (other, _) = common::spec(TrustPhase::Shadow, Complexity::Simple, MINUTES);
-    assert!(
-        !h.runtime
+    assert_eq!(
+        h.runtime
             .adopt(&other.investigation_id, None, deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Gone
     );
 }
 
@@ -313,7 +329,10 @@ async fn a_job_that_ended_while_no_one_watched_is_reported_on_adoption() {
         .set_container_state(NS, &pod, None, ContainerState::oom_killed())
         .unwrap();
     h.fake.sync_job(NS, &name).unwrap();
-    assert!(h.runtime.adopt(&id, None, deadline).await.unwrap());
+    assert_eq!(
+        h.runtime.adopt(&id, None, deadline).await.unwrap(),
+        Adoption::Adopted
+    );
     let event = h.next_event().await;
     assert!(
         matches!(outcome(&event), JobOutcome::OutOfMemory { .. }),

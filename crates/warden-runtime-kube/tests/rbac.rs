@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::json;
-use warden_core::ports::{BootstrapError, JobBootstrap, JobOutcome, JobRuntime};
+use warden_core::ports::{Adoption, BootstrapError, JobBootstrap, JobOutcome, JobRuntime};
 use warden_core::{Complexity, TrustPhase};
 use warden_kube_fake::{ContainerState, FakeApiServer, ServiceAccountIdentity};
 use warden_runtime_kube::job_name;
@@ -37,7 +37,7 @@ fn grant_control_plane(fake: &FakeApiServer) {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "warden-jobs", "namespace": NS},
         "rules": [
-            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
         ]
@@ -118,14 +118,35 @@ async fn the_whole_lifecycle_runs_with_the_control_plane_role_alone() {
     runtime.cancel(&b_id).await.unwrap();
     next_event(&mut events, Duration::from_secs(15)).await;
 
-    // Restart and re-adoption.
+    // Restart: the Job whose input was claimed is re-adopted; the one
+    // whose input was not (it lived only in the old process) is deleted
+    // for a fresh start.
     let (c, _) = spec(TrustPhase::Remediate, Complexity::MultiDomain, MINUTES);
     let c_id = c.investigation_id.clone();
     let deadline = c.deadline;
     runtime.start(c).await.unwrap();
+    let c_pod = running_pod(&fake, &job_name(&c_id));
+    fake.register_token(
+        "pod-c",
+        ServiceAccountIdentity::new(NS, sa(TrustPhase::Remediate))
+            .with_audiences([AUDIENCE])
+            .bound_to_pod(&c_pod),
+    );
+    runtime.claim(&SecretString::from("pod-c")).await.unwrap();
+    let (d, _) = spec(TrustPhase::Shadow, Complexity::Simple, MINUTES);
+    let d_id = d.investigation_id.clone();
+    runtime.start(d).await.unwrap();
     drop(runtime);
     let (runtime, mut events) = runtime_with(client, dir.path(), &settings);
-    assert!(runtime.adopt(&c_id, None, deadline).await.unwrap());
+    assert_eq!(
+        runtime.adopt(&c_id, None, deadline).await.unwrap(),
+        Adoption::Adopted
+    );
+    assert_eq!(
+        runtime.adopt(&d_id, None, deadline).await.unwrap(),
+        Adoption::Restart
+    );
+    assert!(fake.object("Job", Some(NS), &job_name(&d_id)).is_none());
     assert_eq!(
         runtime.list_investigations().await.unwrap(),
         vec![c_id.clone()]
@@ -145,7 +166,7 @@ async fn the_whole_lifecycle_runs_with_the_control_plane_role_alone() {
         .collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
     // And it used each grant.
-    for verb in ["create", "get", "list", "watch", "delete"] {
+    for verb in ["create", "get", "list", "watch", "patch", "delete"] {
         assert!(
             mine.iter()
                 .any(|r| r.verb == verb && r.resource.as_deref() == Some("jobs")),

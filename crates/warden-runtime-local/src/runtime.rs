@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use warden_core::InvestigationId;
-use warden_core::ports::{JobEvents, JobHandle, JobRuntime, JobSpec, RuntimeError};
+use warden_core::ports::{Adoption, JobEvents, JobHandle, JobRuntime, JobSpec, RuntimeError};
 
 use crate::cgroup::{CgroupV1, JobCgroups};
 use crate::classify::StopReason;
@@ -284,11 +284,11 @@ impl JobRuntime for LocalRuntime {
         investigation: &InvestigationId,
         job_ref: Option<&str>,
         deadline: DateTime<Utc>,
-    ) -> Result<bool, RuntimeError> {
+    ) -> Result<Adoption, RuntimeError> {
         let id = valid_id(investigation).map_err(RuntimeError::Other)?;
         let Some(reservation) = Reservation::take(&self.shared, &id) else {
             // Already supervised here.
-            return Ok(true);
+            return Ok(Adoption::Adopted);
         };
         let record_path = self.shared.record_path(&id);
         let recorded = JobRecord::read(&record_path).map_err(|e| {
@@ -320,7 +320,7 @@ impl JobRuntime for LocalRuntime {
                 cgroups: JobCgroups::default(),
                 log_offset: std::fs::metadata(self.shared.log_path(&id)).map_or(0, |m| m.len()),
             },
-            (None, None) => return Ok(false),
+            (None, None) => return Ok(Adoption::Gone),
         };
 
         if record.identity().liveness() == Liveness::Gone {
@@ -329,14 +329,14 @@ impl JobRuntime for LocalRuntime {
             record.cgroups.kill_all().await;
             record.cgroups.remove().await;
             tracing::info!(investigation = %id, "job to adopt has ended");
-            return Ok(false);
+            return Ok(Adoption::Gone);
         }
 
         let job = self.supervised(&id, record, deadline, Arc::clone(&reservation.stop));
         let task = tokio::spawn(supervise::supervise_adopted(Arc::clone(&self.shared), job));
         reservation.keep(task.abort_handle());
         tracing::info!(investigation = %id, "job re-adopted");
-        Ok(true)
+        Ok(Adoption::Adopted)
     }
 
     async fn cancel(&self, investigation: &InvestigationId) -> Result<(), RuntimeError> {

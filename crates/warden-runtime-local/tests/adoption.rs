@@ -17,7 +17,7 @@ use common::{
     Harness, Mode, assert_quiet, eventually, live_group_members, outcome, pid_of, profile, spec,
 };
 use warden_core::InvestigationId;
-use warden_core::ports::{JobOutcome, JobRuntime, RuntimeError};
+use warden_core::ports::{Adoption, JobOutcome, JobRuntime, RuntimeError};
 
 async fn a_job_outlives_its_runtime_and_is_supervised_by_the_next(mode: Mode) {
     let mut h = Harness::new(mode);
@@ -32,13 +32,17 @@ async fn a_job_outlives_its_runtime_and_is_supervised_by_the_next(mode: Mode) {
     assert!(common::is_alive(pid), "the job died with its runtime");
 
     // The crash came before the control plane stored the job reference.
-    assert!(h.runtime.adopt(&id, None, deadline).await.unwrap());
+    assert_eq!(
+        h.runtime.adopt(&id, None, deadline).await.unwrap(),
+        Adoption::Adopted
+    );
     // Adopting twice does not supervise twice.
-    assert!(
+    assert_eq!(
         h.runtime
             .adopt(&id, Some(&handle.job_ref), deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Adopted
     );
     assert_eq!(h.runtime.running(), 1);
     // Nor may a second job start beside it.
@@ -80,11 +84,12 @@ async fn an_adopted_job_can_be_cancelled() {
     let handle = h.runtime.start(spec).await.unwrap();
     h.crash_and_restart();
 
-    assert!(
+    assert_eq!(
         h.runtime
             .adopt(&id, Some(&handle.job_ref), deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Adopted
     );
     let asked = Instant::now();
     h.runtime.cancel(&id).await.unwrap();
@@ -105,13 +110,17 @@ async fn a_job_that_ended_while_no_one_watched_cannot_be_adopted() {
     h.next_event().await;
 
     h.crash_and_restart();
-    assert!(
-        !h.runtime
+    assert_eq!(
+        h.runtime
             .adopt(&id, Some(&handle.job_ref), deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Gone
     );
-    assert!(!h.runtime.adopt(&id, None, deadline).await.unwrap());
+    assert_eq!(
+        h.runtime.adopt(&id, None, deadline).await.unwrap(),
+        Adoption::Gone
+    );
     assert_eq!(h.runtime.running(), 0);
     assert_quiet(&mut h.events).await;
 }
@@ -120,7 +129,10 @@ async fn a_job_that_ended_while_no_one_watched_cannot_be_adopted() {
 async fn an_investigation_without_any_job_cannot_be_adopted() {
     let h = Harness::new(Mode::Rlimits);
     let id = InvestigationId::generate();
-    assert!(!h.runtime.adopt(&id, None, Utc::now()).await.unwrap());
+    assert_eq!(
+        h.runtime.adopt(&id, None, Utc::now()).await.unwrap(),
+        Adoption::Gone
+    );
 }
 
 #[tokio::test]
@@ -142,11 +154,12 @@ async fn a_live_process_with_another_start_time_is_not_taken_for_the_job() {
     std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
     let wrong_ref = format!("pid:{pid}:{}", start_time + 1);
 
-    assert!(
-        !h.runtime
+    assert_eq!(
+        h.runtime
             .adopt(&id, Some(&wrong_ref), deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Gone
     );
     // The process that holds the pid is left alone.
     assert!(common::is_alive(pid));
@@ -155,11 +168,12 @@ async fn a_live_process_with_another_start_time_is_not_taken_for_the_job() {
     // So is this very process when a stale reference names its pid.
     let me = i32::try_from(std::process::id()).unwrap();
     let other = InvestigationId::generate();
-    assert!(
-        !h.runtime
+    assert_eq!(
+        h.runtime
             .adopt(&other, Some(&format!("pid:{me}:1")), deadline)
             .await
-            .unwrap()
+            .unwrap(),
+        Adoption::Gone
     );
 
     nix::sys::signal::killpg(

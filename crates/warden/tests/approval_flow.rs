@@ -24,7 +24,7 @@ use warden_audit::AuditLog;
 use warden_control::config::Config;
 use warden_control::trust::TrustWiring;
 use warden_control::{ControlPlane, SchedulerEvents};
-use warden_core::ports::{JobHandle, JobRuntime, JobSpec, RuntimeError};
+use warden_core::ports::{Adoption, JobHandle, JobRuntime, JobSpec, RuntimeError};
 use warden_core::{
     ActionKind, CostLedger, Environment, InvestigationId, ProposedAction, Remediation, Report,
     RootCause, TrustPhase,
@@ -66,8 +66,8 @@ impl JobRuntime for CapturingRuntime {
         _: &InvestigationId,
         _: Option<&str>,
         _: DateTime<Utc>,
-    ) -> Result<bool, RuntimeError> {
-        Ok(false)
+    ) -> Result<Adoption, RuntimeError> {
+        Ok(Adoption::Gone)
     }
     async fn cancel(&self, _: &InvestigationId) -> Result<(), RuntimeError> {
         Ok(())

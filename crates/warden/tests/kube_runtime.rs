@@ -302,6 +302,103 @@ fn a_job_left_behind_by_a_crash_after_the_report_is_deleted_on_restart() {
     assert_eq!(investigations(&base)[0]["state"]["state"], "succeeded");
 }
 
+#[test]
+fn a_job_that_never_got_its_input_before_a_restart_is_started_again_and_succeeds() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = start_fake(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write(&dir.path().join("kubeconfig"), &fake.kubeconfig_yaml(None));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "correlation": {"group_wait_ms": 200},
+        "secrets": {"backend": "none"},
+        "runtime": {"kubernetes": {"kubeconfig": kubeconfig, "control_plane_url": base}},
+    });
+    let config = write(&dir.path().join("warden.yaml"), &config.to_string());
+    let data = dir.path().join("data");
+    let server = serve(&data, &config, port);
+    post(&format!("{base}/api/v1/alerts"), &storm_payload(0));
+    let job = until("the Job", Duration::from_secs(20), || {
+        fake.objects("Job").into_iter().next()
+    });
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let first_uid = job["metadata"]["uid"].as_str().unwrap().to_string();
+    let id = investigations(&base)[0]["id"].as_str().unwrap().to_string();
+    // Its pod is still pulling the image when the control plane dies: the
+    // input, which only that process held, is lost.
+    let old_pod = fake.create_pod_for_job(NS, &name).unwrap();
+    let old_pod = old_pod["metadata"]["name"].as_str().unwrap().to_string();
+    server.crash();
+
+    let _server = serve(&data, &config, port);
+    let job = until("a new Job", Duration::from_secs(20), || {
+        fake.object("Job", Some(NS), &name)
+            .filter(|j| j["metadata"]["uid"] != first_uid.as_str())
+    });
+    assert_eq!(fake.objects("Job").len(), 1);
+    assert!(fake.object("Pod", Some(NS), &old_pod).is_none());
+    let invs = investigations(&base);
+    assert_eq!(invs.len(), 1, "{invs:#?}");
+    assert_eq!(invs[0]["id"], id.as_str());
+    assert_eq!(invs[0]["state"]["state"], "running");
+
+    // The new Job's pod claims its input and the real agent reports.
+    let pod = fake.create_pod_for_job(NS, &name).unwrap();
+    let pod = pod["metadata"]["name"].as_str().unwrap().to_string();
+    fake.register_token(
+        "projected-token",
+        ServiceAccountIdentity::new(NS, "warden-agent-shadow")
+            .with_audiences(["warden"])
+            .bound_to_pod(&pod),
+    );
+    let token_file = write(&dir.path().join("token"), "projected-token");
+    fake.set_container_state(NS, &pod, None, ContainerState::running())
+        .unwrap();
+    let agent = Command::new(WARDEN)
+        .args(["agent", "run", "--bootstrap"])
+        .arg(format!("{base}/api/v1/jobs/bootstrap"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        agent.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&agent.stdout)
+    );
+    let claimed = fake.object("Job", Some(NS), &name).unwrap();
+    assert_eq!(claimed["metadata"]["uid"], job["metadata"]["uid"]);
+    assert_eq!(
+        claimed["metadata"]["annotations"]["warden.dev/input-claimed-by"],
+        pod.as_str()
+    );
+    let done = wait_for(&base, Duration::from_secs(20), "the report", |l| {
+        l.iter().all(terminal)
+    });
+    assert_eq!(done[0]["state"]["state"], "succeeded", "{done:#?}");
+    let metrics = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("investigations_restarted") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    let logs = client()
+        .get(format!("{base}/api/v1/investigations/{id}/logs"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(logs.contains("before the job received its input"), "{logs}");
+}
+
 fn job_manifest(args: &[&str]) -> std::process::Output {
     Command::new(WARDEN)
         .arg("job-manifest")

@@ -17,7 +17,8 @@ pub use reasoner::{
     ReasonerError, ReasoningContext, SourceInfo, broad_survey,
 };
 pub use runtime::{
-    JobEvent, JobEventKind, JobEvents, JobHandle, JobOutcome, JobRuntime, JobSpec, RuntimeError,
+    Adoption, JobEvent, JobEventKind, JobEvents, JobHandle, JobOutcome, JobRuntime, JobSpec,
+    RuntimeError,
 };
 pub use secrets::{IssuedIdentity, SecretBroker, SecretError};
 pub use store::{IncidentSummary, IntakeWrite, NewReport, Store, StoreError};

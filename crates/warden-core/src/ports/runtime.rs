@@ -92,6 +92,20 @@ pub enum RuntimeError {
     Other(String),
 }
 
+/// What [`JobRuntime::adopt`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// The job is watched again; its end is reported as usual.
+    Adopted,
+    /// No such job.
+    Gone,
+    /// The job existed but had not yet received its input, which lived
+    /// only in the earlier control plane's memory (it holds secrets, so it
+    /// is never stored). The runtime removed the job; the investigation is
+    /// to be started again with a fresh credential.
+    Restart,
+}
+
 /// Runs one isolated job per investigation.
 #[async_trait]
 pub trait JobRuntime: Send + Sync {
@@ -101,8 +115,7 @@ pub trait JobRuntime: Send + Sync {
     /// the `JobEvents` the runtime was built with.
     async fn start(&self, spec: JobSpec) -> Result<JobHandle, RuntimeError>;
 
-    /// Re-attaches to a job an earlier control plane started. `Ok(false)`
-    /// when the job no longer exists.
+    /// Re-attaches to a job an earlier control plane started.
     /// `job_ref` is what `start` returned, when it was recorded; a runtime
     /// must also find a job whose start was not yet recorded (a crash
     /// between the two), so that no investigation ever runs twice.
@@ -111,7 +124,7 @@ pub trait JobRuntime: Send + Sync {
         investigation: &InvestigationId,
         job_ref: Option<&str>,
         deadline: DateTime<Utc>,
-    ) -> Result<bool, RuntimeError>;
+    ) -> Result<Adoption, RuntimeError>;
 
     /// Stops the job; its end is reported as `JobOutcome::Cancelled`.
     async fn cancel(&self, investigation: &InvestigationId) -> Result<(), RuntimeError>;
