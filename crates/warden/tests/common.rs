@@ -92,6 +92,16 @@ pub fn get(url: &str) -> Value {
     r.json().expect("JSON")
 }
 
+/// The body of a GET as text (logs, metrics), whatever the status.
+pub fn get_text(url: impl reqwest::IntoUrl) -> String {
+    client()
+        .get(url)
+        .send()
+        .expect("GET")
+        .text()
+        .expect("text body")
+}
+
 pub fn post(url: &str, body: &Value) -> Value {
     let r = client().post(url).json(body).send().expect("POST");
     let status = r.status();

@@ -134,12 +134,7 @@ fn the_demo_storm_becomes_one_incident_diagnosed_as_the_firewall_change() {
     assert!(report["cost"]["peak_memory_bytes"].as_u64().unwrap() > 0);
 
     // Logs: the agent's JSON-lines, for this investigation only.
-    let logs = client()
-        .get(format!("{base}/api/v1/investigations/{id}/logs"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let logs = get_text(format!("{base}/api/v1/investigations/{id}/logs"));
     let events: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -151,12 +146,7 @@ fn the_demo_storm_becomes_one_incident_diagnosed_as_the_firewall_change() {
     assert!(events.iter().all(|e| e["investigation_id"] == id), "{logs}");
 
     // Metrics.
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = get_text(format!("{base}/metrics"));
     assert!(
         metrics.contains(r#"warden_investigations_completed_total{complexity="multi_domain"} 1"#),
         "{metrics}"

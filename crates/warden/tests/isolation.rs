@@ -70,12 +70,7 @@ fn a_memory_hog_and_a_runaway_loop_are_killed_while_a_normal_investigation_succe
     let normal = state_of("normal check");
     assert_eq!(normal["state"], "succeeded", "{normal}");
 
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = get_text(format!("{base}/metrics"));
     assert!(
         metrics.contains(
             r#"warden_investigations_failed_total{complexity="simple",reason="out_of_memory"} 1"#

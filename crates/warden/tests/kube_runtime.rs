@@ -101,21 +101,78 @@ fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T
     }
 }
 
+/// A control plane's files for `warden serve --runtime kubernetes` on the
+/// fake API server: its config (kubeconfig, URL as the pods see it) and
+/// data directory, kept across restarts.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    data: std::path::PathBuf,
+    port: u16,
+    base: String,
+}
+
+impl Setup {
+    fn new(fake: &FakeApiServer, group_wait_ms: u64) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = write(&dir.path().join("kubeconfig"), &fake.kubeconfig_yaml(None));
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let config = json!({
+            "correlation": {"group_wait_ms": group_wait_ms},
+            "secrets": {"backend": "none"},
+            "runtime": {"kubernetes": {"kubeconfig": kubeconfig, "control_plane_url": base}},
+        });
+        let config = write(&dir.path().join("warden.yaml"), &config.to_string());
+        let data = dir.path().join("data");
+        Setup {
+            dir,
+            config,
+            data,
+            port,
+            base,
+        }
+    }
+
+    fn serve(&self) -> Server {
+        serve(&self.data, &self.config, self.port)
+    }
+
+    /// Plays the Job controller and the kubelet for Job `job` (a running
+    /// pod with its projected token), then runs the real agent as the
+    /// image does. Returns the pod's name and the agent's output.
+    fn run_pod(&self, fake: &FakeApiServer, job: &str) -> (String, std::process::Output) {
+        let pod = fake.create_pod_for_job(NS, job).unwrap();
+        let pod = pod["metadata"]["name"].as_str().unwrap().to_string();
+        let token = format!("projected-token-{pod}");
+        fake.register_token(
+            token.clone(),
+            ServiceAccountIdentity::new(NS, "warden-agent-shadow")
+                .with_audiences(["warden"])
+                .bound_to_pod(&pod),
+        );
+        let token_file = write(&self.dir.path().join("token"), &format!("{token}\n"));
+        fake.set_container_state(NS, &pod, None, ContainerState::running())
+            .unwrap();
+        let agent = Command::new(WARDEN)
+            .args(["agent", "run", "--bootstrap"])
+            .arg(format!("{}/api/v1/jobs/bootstrap", self.base))
+            .arg("--token-file")
+            .arg(&token_file)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (pod, agent)
+    }
+}
+
 #[test]
 fn a_storm_becomes_one_job_whose_pod_bootstraps_reports_and_is_cleaned_up() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fake = start_fake(&rt);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = write(&dir.path().join("kubeconfig"), &fake.kubeconfig_yaml(None));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = json!({
-        "correlation": {"group_wait_ms": 500},
-        "secrets": {"backend": "none"},
-        "runtime": {"kubernetes": {"kubeconfig": kubeconfig, "control_plane_url": base}},
-    });
-    let config = write(&dir.path().join("warden.yaml"), &config.to_string());
-    let server = serve(&dir.path().join("data"), &config, port);
+    let setup = Setup::new(&fake, 500);
+    let base = setup.base.clone();
+    let server = setup.serve();
 
     // The storm: 50 alerts of one service, one batch sent twice.
     for batch in 0..5 {
@@ -158,26 +215,9 @@ fn a_storm_becomes_one_job_whose_pod_bootstraps_reports_and_is_cleaned_up() {
         serde_json::from_value(pod_spec["containers"][0]["command"].clone()).unwrap();
     assert_eq!(command[4], format!("{base}/api/v1/jobs/bootstrap"));
 
-    // Play the Job controller and the kubelet: a pod with its projected token.
-    let pod = fake.create_pod_for_job(NS, &name).unwrap();
-    let pod = pod["metadata"]["name"].as_str().unwrap().to_string();
-    fake.register_token(
-        "projected-token",
-        ServiceAccountIdentity::new(NS, "warden-agent-shadow")
-            .with_audiences(["warden"])
-            .bound_to_pod(&pod),
-    );
-    let token_file = write(&dir.path().join("token"), "projected-token\n");
-    fake.set_container_state(NS, &pod, None, ContainerState::running())
-        .unwrap();
-
-    // The container: the real agent, as the image runs it.
-    let agent = Command::new(WARDEN)
-        .args(["agent", "run", "--bootstrap", &command[4], "--token-file"])
-        .arg(&token_file)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // The pod, and in it the real agent as the image runs it.
+    assert_eq!(command[4], format!("{base}/api/v1/jobs/bootstrap"));
+    let (pod, agent) = setup.run_pod(&fake, &name);
     let stdout = String::from_utf8_lossy(&agent.stdout).to_string();
     assert_eq!(
         agent.status.code(),
@@ -191,7 +231,7 @@ fn a_storm_becomes_one_job_whose_pod_bootstraps_reports_and_is_cleaned_up() {
     // The input was handed out once; strangers get nothing.
     let again = client()
         .post(format!("{base}/api/v1/jobs/bootstrap"))
-        .bearer_auth("projected-token")
+        .bearer_auth(format!("projected-token-{pod}"))
         .send()
         .unwrap();
     assert_eq!(again.status().as_u16(), 409);
@@ -232,12 +272,7 @@ fn a_storm_becomes_one_job_whose_pod_bootstraps_reports_and_is_cleaned_up() {
     );
 
     // The pod's log, streamed while it ran, is served by the API.
-    let logs = client()
-        .get(format!("{base}/api/v1/investigations/{id}/logs"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let logs = get_text(format!("{base}/api/v1/investigations/{id}/logs"));
     assert!(logs.contains("report_delivered"), "{logs}");
     assert!(logs.contains("created Job"), "{logs}");
     drop(server);
@@ -247,41 +282,15 @@ fn a_storm_becomes_one_job_whose_pod_bootstraps_reports_and_is_cleaned_up() {
 fn a_job_left_behind_by_a_crash_after_the_report_is_deleted_on_restart() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fake = start_fake(&rt);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = write(&dir.path().join("kubeconfig"), &fake.kubeconfig_yaml(None));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = json!({
-        "correlation": {"group_wait_ms": 200},
-        "secrets": {"backend": "none"},
-        "runtime": {"kubernetes": {"kubeconfig": kubeconfig, "control_plane_url": base}},
-    });
-    let config = write(&dir.path().join("warden.yaml"), &config.to_string());
-    let data = dir.path().join("data");
-    let server = serve(&data, &config, port);
+    let setup = Setup::new(&fake, 200);
+    let base = setup.base.clone();
+    let server = setup.serve();
     post(&format!("{base}/api/v1/alerts"), &storm_payload(0));
     let job = until("the Job", Duration::from_secs(20), || {
         fake.objects("Job").into_iter().next()
     });
     let name = job["metadata"]["name"].as_str().unwrap().to_string();
-    let pod = fake.create_pod_for_job(NS, &name).unwrap();
-    let pod = pod["metadata"]["name"].as_str().unwrap().to_string();
-    fake.register_token(
-        "projected-token",
-        ServiceAccountIdentity::new(NS, "warden-agent-shadow")
-            .with_audiences(["warden"])
-            .bound_to_pod(&pod),
-    );
-    let token_file = write(&dir.path().join("token"), "projected-token");
-    fake.set_container_state(NS, &pod, None, ContainerState::running())
-        .unwrap();
-    let agent = Command::new(WARDEN)
-        .args(["agent", "run", "--bootstrap"])
-        .arg(format!("{base}/api/v1/jobs/bootstrap"))
-        .arg("--token-file")
-        .arg(&token_file)
-        .output()
-        .unwrap();
+    let (pod, agent) = setup.run_pod(&fake, &name);
     assert_eq!(agent.status.code(), Some(0));
     wait_for(&base, Duration::from_secs(20), "the report", |l| {
         l.iter().all(terminal)
@@ -295,7 +304,7 @@ fn a_job_left_behind_by_a_crash_after_the_report_is_deleted_on_restart() {
     assert!(fake.object("Job", Some(NS), &name).is_some());
 
     // The next control plane finds it by label and removes it.
-    let _server = serve(&data, &config, port);
+    let _server = setup.serve();
     until("the Job to be deleted", Duration::from_secs(20), || {
         fake.object("Job", Some(NS), &name).is_none().then_some(())
     });
@@ -306,18 +315,9 @@ fn a_job_left_behind_by_a_crash_after_the_report_is_deleted_on_restart() {
 fn a_job_that_never_got_its_input_before_a_restart_is_started_again_and_succeeds() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fake = start_fake(&rt);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = write(&dir.path().join("kubeconfig"), &fake.kubeconfig_yaml(None));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = json!({
-        "correlation": {"group_wait_ms": 200},
-        "secrets": {"backend": "none"},
-        "runtime": {"kubernetes": {"kubeconfig": kubeconfig, "control_plane_url": base}},
-    });
-    let config = write(&dir.path().join("warden.yaml"), &config.to_string());
-    let data = dir.path().join("data");
-    let server = serve(&data, &config, port);
+    let setup = Setup::new(&fake, 200);
+    let base = setup.base.clone();
+    let server = setup.serve();
     post(&format!("{base}/api/v1/alerts"), &storm_payload(0));
     let job = until("the Job", Duration::from_secs(20), || {
         fake.objects("Job").into_iter().next()
@@ -331,7 +331,7 @@ fn a_job_that_never_got_its_input_before_a_restart_is_started_again_and_succeeds
     let old_pod = old_pod["metadata"]["name"].as_str().unwrap().to_string();
     server.crash();
 
-    let _server = serve(&data, &config, port);
+    let _server = setup.serve();
     let job = until("a new Job", Duration::from_secs(20), || {
         fake.object("Job", Some(NS), &name)
             .filter(|j| j["metadata"]["uid"] != first_uid.as_str())
@@ -344,24 +344,7 @@ fn a_job_that_never_got_its_input_before_a_restart_is_started_again_and_succeeds
     assert_eq!(invs[0]["state"]["state"], "running");
 
     // The new Job's pod claims its input and the real agent reports.
-    let pod = fake.create_pod_for_job(NS, &name).unwrap();
-    let pod = pod["metadata"]["name"].as_str().unwrap().to_string();
-    fake.register_token(
-        "projected-token",
-        ServiceAccountIdentity::new(NS, "warden-agent-shadow")
-            .with_audiences(["warden"])
-            .bound_to_pod(&pod),
-    );
-    let token_file = write(&dir.path().join("token"), "projected-token");
-    fake.set_container_state(NS, &pod, None, ContainerState::running())
-        .unwrap();
-    let agent = Command::new(WARDEN)
-        .args(["agent", "run", "--bootstrap"])
-        .arg(format!("{base}/api/v1/jobs/bootstrap"))
-        .arg("--token-file")
-        .arg(&token_file)
-        .output()
-        .unwrap();
+    let (pod, agent) = setup.run_pod(&fake, &name);
     assert_eq!(
         agent.status.code(),
         Some(0),
@@ -378,24 +361,14 @@ fn a_job_that_never_got_its_input_before_a_restart_is_started_again_and_succeeds
         l.iter().all(terminal)
     });
     assert_eq!(done[0]["state"]["state"], "succeeded", "{done:#?}");
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = get_text(format!("{base}/metrics"));
     assert!(
         metrics
             .lines()
             .any(|l| l.contains("investigations_restarted") && l.ends_with(" 1")),
         "{metrics}"
     );
-    let logs = client()
-        .get(format!("{base}/api/v1/investigations/{id}/logs"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let logs = get_text(format!("{base}/api/v1/investigations/{id}/logs"));
     assert!(logs.contains("before the job received its input"), "{logs}");
 }
 

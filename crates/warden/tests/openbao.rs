@@ -166,12 +166,7 @@ fn each_investigation_gets_its_own_openbao_token_revoked_when_it_ends() {
         .to_string();
 
     // The job read exactly the domains its plan allows, with its own token.
-    let logs = client()
-        .get(format!("{base}/api/v1/investigations/{id}/logs"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let logs = get_text(format!("{base}/api/v1/investigations/{id}/logs"));
     let read: BTreeSet<String> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -224,14 +219,9 @@ fn each_investigation_gets_its_own_openbao_token_revoked_when_it_ends() {
     // No sentinel anywhere the control plane or the job wrote.
     let mut texts = vec![logs];
     for suffix in ["", "/report"] {
-        texts.push(
-            client()
-                .get(format!("{base}/api/v1/investigations/{id}{suffix}"))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap(),
-        );
+        texts.push(get_text(format!(
+            "{base}/api/v1/investigations/{id}{suffix}"
+        )));
     }
     drop(server);
     for t in &texts {

@@ -34,12 +34,7 @@ fn investigations_past_the_cap_queue_and_start_in_creation_order() {
     // While the first two run, the rest are queued.
     let mut saw_queue = false;
     for _ in 0..40 {
-        let metrics = client()
-            .get(format!("{base}/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = get_text(format!("{base}/metrics"));
         let running: i64 = gauge(&metrics, "warden_jobs_running");
         let queued: i64 = gauge(&metrics, "warden_jobs_queued");
         assert!(running <= 2, "cap exceeded: {running} running");
