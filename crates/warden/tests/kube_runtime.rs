@@ -138,6 +138,17 @@ impl Setup {
         serve(&self.data, &self.config, self.port)
     }
 
+    /// Sends one batch of alerts and waits for the Job it becomes; returns
+    /// the Job and its name.
+    fn first_job(&self, fake: &FakeApiServer) -> (Value, String) {
+        post(&format!("{}/api/v1/alerts", self.base), &storm_payload(0));
+        let job = until("the Job", Duration::from_secs(20), || {
+            fake.objects("Job").into_iter().next()
+        });
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        (job, name)
+    }
+
     /// Plays the Job controller and the kubelet for Job `job` (a running
     /// pod with its projected token), then runs the real agent as the
     /// image does. Returns the pod's name and the agent's output.
@@ -285,11 +296,7 @@ fn a_job_left_behind_by_a_crash_after_the_report_is_deleted_on_restart() {
     let setup = Setup::new(&fake, 200);
     let base = setup.base.clone();
     let server = setup.serve();
-    post(&format!("{base}/api/v1/alerts"), &storm_payload(0));
-    let job = until("the Job", Duration::from_secs(20), || {
-        fake.objects("Job").into_iter().next()
-    });
-    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let (_, name) = setup.first_job(&fake);
     let (pod, agent) = setup.run_pod(&fake, &name);
     assert_eq!(agent.status.code(), Some(0));
     wait_for(&base, Duration::from_secs(20), "the report", |l| {
@@ -318,11 +325,7 @@ fn a_job_that_never_got_its_input_before_a_restart_is_started_again_and_succeeds
     let setup = Setup::new(&fake, 200);
     let base = setup.base.clone();
     let server = setup.serve();
-    post(&format!("{base}/api/v1/alerts"), &storm_payload(0));
-    let job = until("the Job", Duration::from_secs(20), || {
-        fake.objects("Job").into_iter().next()
-    });
-    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let (job, name) = setup.first_job(&fake);
     let first_uid = job["metadata"]["uid"].as_str().unwrap().to_string();
     let id = investigations(&base)[0]["id"].as_str().unwrap().to_string();
     // Its pod is still pulling the image when the control plane dies: the

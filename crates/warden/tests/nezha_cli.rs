@@ -29,8 +29,23 @@ fn few_cases(name: &str) -> PathBuf {
     path
 }
 
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = common::run_warden(args, "");
+/// `warden eval nezha --data <dataset> --cases <cases> <extra…>`.
+fn eval(data: &std::path::Path, cases: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "eval",
+        "nezha",
+        "--data",
+        data.to_str().unwrap(),
+        "--cases",
+        cases.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    common::run_warden(&args, "")
+}
+
+/// [`eval`] with `--json`, which must succeed.
+fn json(data: &std::path::Path, cases: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let out = eval(data, cases, &[&["--json"], extra].concat());
     assert!(
         out.status.success(),
         "{}",
@@ -43,16 +58,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 fn json_has_systems_average_and_fault_types_and_per_case_adds_the_outcomes() {
     let data = nezha();
     let cases = few_cases("json");
-    let base = [
-        "eval",
-        "nezha",
-        "--data",
-        data.to_str().unwrap(),
-        "--cases",
-        cases.to_str().unwrap(),
-        "--json",
-    ];
-    let v = json(&base);
+    let v = json(&data, &cases, &[]);
     let ob = &v["systems"]["OnlineBoutique"];
     for key in ["AS@1", "AS@3", "AS@5"] {
         let x = ob[key].as_f64().unwrap();
@@ -63,7 +69,7 @@ fn json_has_systems_average_and_fault_types_and_per_case_adds_the_outcomes() {
     assert_eq!(v["by_fault_type"]["cpu_contention"]["cases"], 2);
     assert!(v.get("outcomes").is_none());
 
-    let v = json(&[&base[..], &["--per-case"]].concat());
+    let v = json(&data, &cases, &["--per-case"]);
     let outcomes = v["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.len(), 3);
     assert_eq!(outcomes[1]["truth"], "cartservice");
@@ -72,7 +78,7 @@ fn json_has_systems_average_and_fault_types_and_per_case_adds_the_outcomes() {
     assert_eq!(outcomes[1]["top"].as_array().unwrap().len(), 5);
 
     // The learned ranking reports in the same shape.
-    let v = json(&[&base[..], &["--cross-validate"]].concat());
+    let v = json(&data, &cases, &["--cross-validate"]);
     assert_eq!(v["systems"]["OnlineBoutique"]["cases"], 3);
     std::fs::remove_file(cases).unwrap();
 }
@@ -81,18 +87,7 @@ fn json_has_systems_average_and_fault_types_and_per_case_adds_the_outcomes() {
 fn the_table_lists_each_case_with_its_rank_and_the_top_five() {
     let data = nezha();
     let cases = few_cases("table");
-    let out = common::run_warden(
-        &[
-            "eval",
-            "nezha",
-            "--data",
-            data.to_str().unwrap(),
-            "--cases",
-            cases.to_str().unwrap(),
-            "--per-case",
-        ],
-        "",
-    );
+    let out = eval(&data, &cases, &["--per-case"]);
     std::fs::remove_file(cases).unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -107,34 +102,17 @@ fn the_table_lists_each_case_with_its_rank_and_the_top_five() {
 
 #[test]
 fn a_missing_dataset_or_a_bad_cases_file_is_named() {
-    let out = common::run_warden(
-        &[
-            "eval",
-            "nezha",
-            "--data",
-            "/no/such/dir",
-            "--cases",
-            "/no/such/cases.csv",
-        ],
-        "",
+    let out = eval(
+        std::path::Path::new("/no/such/dir"),
+        std::path::Path::new("/no/such/cases.csv"),
+        &[],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/cases.csv"));
     let data = nezha();
     let bad = std::env::temp_dir().join(format!("warden-nezha-bad-{}.csv", std::process::id()));
     std::fs::write(&bad, "system,date\nOnlineBoutique,2022-08-22\n").unwrap();
-    let out = common::run_warden(
-        &[
-            "eval",
-            "nezha",
-            "--data",
-            data.to_str().unwrap(),
-            "--cases",
-            bad.to_str().unwrap(),
-            "--cross-validate",
-        ],
-        "",
-    );
+    let out = eval(&data, &bad, &["--cross-validate"]);
     std::fs::remove_file(&bad).unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
