@@ -16,10 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
-use warden_agent::engines::stats::{MAD_TO_SIGMA, mad, median};
+use warden_agent::engines::anomaly::robust_baseline;
 
 use crate::metrics::PodMetrics;
-use crate::rank::EvalConfig;
+use crate::rank::{EvalConfig, window_of};
 
 /// Settings of the learner; one set for every system.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,11 +99,11 @@ impl FeatureSpace {
                     continue;
                 };
                 let values = |from: i64, to: i64| -> Vec<f64> {
-                    series
+                    window_of(series, from, to)
                         .points
-                        .iter()
-                        .filter(|(t, v)| *t >= from && *t < to && v.is_finite())
-                        .map(|(_, v)| *v)
+                        .into_iter()
+                        .map(|(_, v)| v)
+                        .filter(|v| v.is_finite())
                         .collect()
                 };
                 let Some((up, down)) = extremes(&values(base_from, at), &values(at, until), cfg)
@@ -129,13 +129,10 @@ impl FeatureSpace {
 /// The largest rise and fall of `current` against `base`, in robust
 /// z-scores; `None` without enough baseline.
 fn extremes(base: &[f64], current: &[f64], cfg: &EvalConfig) -> Option<(f64, f64)> {
-    if base.len() < cfg.anomaly.min_baseline_points || current.is_empty() {
+    if current.is_empty() {
         return None;
     }
-    let center = median(base)?;
-    let scale = (mad(base, center)? * MAD_TO_SIGMA)
-        .max(center.abs() * cfg.anomaly.relative_floor)
-        .max(cfg.anomaly.absolute_floor);
+    let (center, scale) = robust_baseline(base, &cfg.anomaly)?;
     let z = current.iter().map(|v| (v - center) / scale);
     let up = z.clone().fold(f64::NEG_INFINITY, f64::max);
     let down = -z.fold(f64::INFINITY, f64::min);

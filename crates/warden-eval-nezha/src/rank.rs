@@ -185,7 +185,7 @@ pub fn service_scores(
 /// The points of `series` in `[start, end)`, without labels: the engine
 /// scans every point it is given, and the calibration asks for hundreds of
 /// windows per series.
-fn window_of(series: &Series, start: i64, end: i64) -> Series {
+pub(crate) fn window_of(series: &Series, start: i64, end: i64) -> Series {
     let from = series.points.partition_point(|(t, _)| *t < start);
     let to = series.points.partition_point(|(t, _)| *t < end);
     Series {

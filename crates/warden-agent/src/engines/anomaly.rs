@@ -177,6 +177,20 @@ impl SeriesScore {
     }
 }
 
+/// The baseline's center (median) and the scale z-scores are measured in
+/// (MAD as sigma, floored relative to the center and absolutely);
+/// `None` with fewer than `min_baseline_points` values.
+pub fn robust_baseline(base: &[f64], cfg: &AnomalyConfig) -> Option<(f64, f64)> {
+    if base.len() < cfg.min_baseline_points {
+        return None;
+    }
+    let center = median(base)?;
+    let scale = (mad(base, center)? * MAD_TO_SIGMA)
+        .max(center.abs() * cfg.relative_floor)
+        .max(cfg.absolute_floor);
+    Some((center, scale))
+}
+
 /// Scores one series; `None` when it has too few baseline points or no
 /// point in the incident window.
 pub fn score_series(
@@ -195,14 +209,10 @@ pub fn score_series(
     };
     let base: Vec<f64> = in_range(baseline).map(|(_, v)| v).collect();
     let current: Vec<(i64, f64)> = in_range(incident).collect();
-    if base.len() < cfg.min_baseline_points || current.is_empty() {
+    if current.is_empty() {
         return None;
     }
-    let center = median(&base)?;
-    let spread = mad(&base, center)? * MAD_TO_SIGMA;
-    let scale = spread
-        .max(center.abs() * cfg.relative_floor)
-        .max(cfg.absolute_floor);
+    let (center, scale) = robust_baseline(&base, cfg)?;
     let z = |v: f64| (v - center) / scale;
 
     let (base_min, base_max) = base
