@@ -737,16 +737,7 @@ impl TrustService {
         input: &VerdictInput,
     ) -> Result<OutcomeRecord, TrustError> {
         op.require(Role::Responder)?;
-        let report = self
-            .core
-            .get_report(investigation)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => TrustError::Conflict(format!(
-                    "investigation {investigation} has no report to judge"
-                )),
-                other => other.into(),
-            })?;
+        let report = self.report_to(investigation, "judge").await?;
         let (old_subject, old_statement) = report
             .root_cause
             .as_ref()
@@ -774,21 +765,12 @@ impl TrustService {
             },
         )
         .investigation(investigation.as_str());
-        self.audit(
-            AuditEvent::new(
-                AuditKind::Verdict,
-                format!("operator:{}", op.subject),
-                investigation.as_str(),
-            )
-            .investigation(investigation.to_string())
-            .detail(json!({
-                "verdict": input.verdict, "edit_size": edit_size,
-                "subject": input.subject, "statement": input.statement,
-            })),
-        )
-        .await?;
-        self.record(outcome.clone()).await?;
-        Ok(outcome)
+        let detail = json!({
+            "verdict": input.verdict, "edit_size": edit_size,
+            "subject": input.subject, "statement": input.statement,
+        });
+        self.record_judgement(op, investigation, detail, outcome)
+            .await
     }
 
     /// Scores a stored (shadow) report against the root cause found
@@ -805,16 +787,7 @@ impl TrustService {
                 "known_root_cause must not be empty".into(),
             ));
         }
-        let report = self
-            .core
-            .get_report(investigation)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => TrustError::Conflict(format!(
-                    "investigation {investigation} has no report to score"
-                )),
-                other => other.into(),
-            })?;
+        let report = self.report_to(investigation, "score").await?;
         let result = score_root_cause(report.root_cause.as_ref(), known_root_cause);
         let outcome = OutcomeRecord::new(
             self.environment(),
@@ -823,6 +796,40 @@ impl TrustService {
             Outcome::ShadowReview { result },
         )
         .investigation(investigation.as_str());
+        let detail = json!({
+            "review": result, "known_root_cause": known_root_cause,
+            "reported": report.root_cause.as_ref().map(|r| &r.subject),
+        });
+        self.record_judgement(op, investigation, detail, outcome)
+            .await
+    }
+
+    /// The report an operator judges or scores; none yet is a conflict.
+    async fn report_to(
+        &self,
+        investigation: &warden_core::InvestigationId,
+        purpose: &str,
+    ) -> Result<warden_core::Report, TrustError> {
+        self.core
+            .get_report(investigation)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => TrustError::Conflict(format!(
+                    "investigation {investigation} has no report to {purpose}"
+                )),
+                other => other.into(),
+            })
+    }
+
+    /// Audits an operator's judgement of a diagnosis, then records its
+    /// outcome (audit first: an outcome never exists without its entry).
+    async fn record_judgement(
+        &self,
+        op: &Operator,
+        investigation: &warden_core::InvestigationId,
+        detail: serde_json::Value,
+        outcome: OutcomeRecord,
+    ) -> Result<OutcomeRecord, TrustError> {
         self.audit(
             AuditEvent::new(
                 AuditKind::Verdict,
@@ -830,10 +837,7 @@ impl TrustService {
                 investigation.as_str(),
             )
             .investigation(investigation.to_string())
-            .detail(json!({
-                "review": result, "known_root_cause": known_root_cause,
-                "reported": report.root_cause.as_ref().map(|r| &r.subject),
-            })),
+            .detail(detail),
         )
         .await?;
         self.record(outcome.clone()).await?;
